@@ -1,0 +1,63 @@
+/*
+ * provider.h - the interface every provider implements. Not installed.
+ *
+ * A provider knows nothing of SQLite or libuv. A network provider sets up a
+ * libcurl easy handle from a message (prepare) and turns the answer into an
+ * outbox_result (classify); a local provider delivers in one blocking call
+ * (deliver). Each provider file keeps its pure parts (request body, answer
+ * classification) callable on their own, so tests can drive them with
+ * tables and no server.
+ */
+#ifndef OUTBOX_PROVIDER_H
+#define OUTBOX_PROVIDER_H
+
+#include "outbox.h"
+
+typedef struct outbox_provider_ops {
+    const char *type;
+
+    /* Reads the provider's keys from config; name is already checked. */
+    outbox_err (*create)(void **state, outbox_error *err, const char *name,
+                         const struct cJSON *config,
+                         const outbox_logger *logger);
+    void (*destroy)(void *state);
+
+    /* Network providers set these three; local ones leave them NULL. */
+    outbox_err (*prepare)(void *state, void **request, outbox_error *err,
+                          CURL *easy, const outbox_message *message);
+    void (*release)(void *request);
+    void (*classify)(void *state, outbox_result *result,
+                     const outbox_response *response);
+
+    /* Local providers set this one. */
+    void (*deliver)(void *state, outbox_result *result,
+                    const outbox_message *message);
+} outbox_provider_ops;
+
+extern const outbox_provider_ops outbox__sendgrid_ops;
+extern const outbox_provider_ops outbox__file_ops;
+
+/*
+ * Reads a provider's secret: config[key] if present, else the environment
+ * variable named by config[key_env]. *out is malloc'd. Fails with an error
+ * naming the provider and both keys when neither gives a non-empty value.
+ */
+outbox_err outbox__provider_secret(char **out, outbox_error *err,
+                                   const char *name,
+                                   const struct cJSON *config,
+                                   const char *key, const char *key_env);
+
+/*
+ * Classifies what every HTTP provider treats alike: a transfer that got no
+ * answer (retry, kind "network" or "timeout"), 429 (retry, kind
+ * "rate_limited", honouring Retry-After) and 5xx (retry, kind
+ * "provider_unavailable"). Returns true if it filled result.
+ */
+bool outbox__classify_common(outbox_result *result,
+                             const outbox_response *response);
+
+/* Copies up to 1 KB of a response body into text, for last_error. */
+void outbox__body_excerpt(char *text, size_t size,
+                          const outbox_response *response);
+
+#endif /* OUTBOX_PROVIDER_H */

@@ -1,0 +1,297 @@
+/*
+ * util.c - errors, logging, time text and the small helpers that every
+ * module of liboutbox shares.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "internal.h"
+
+static const char *const error_texts[] = {
+#define OUTBOX_ERR_TEXT(name, text) text,
+    OUTBOX_ERRNO_MAP(OUTBOX_ERR_TEXT)
+#undef OUTBOX_ERR_TEXT
+};
+
+const char *outbox_strerror(outbox_err code)
+{
+    size_t index = (size_t)code;
+
+    if (index >= sizeof(error_texts) / sizeof(error_texts[0]))
+        return "unknown error";
+    return error_texts[index];
+}
+
+outbox_err outbox_error_set(outbox_error *err, outbox_err code,
+                            const char *kind, const char *format, ...)
+{
+    va_list args;
+
+    if (err == NULL)
+        return code;
+    snprintf(err->kind, sizeof(err->kind), "%s", kind);
+    va_start(args, format);
+    vsnprintf(err->text, sizeof(err->text), format, args);
+    va_end(args);
+    return code;
+}
+
+void outbox_log(const outbox_logger *logger, outbox_log_level level,
+                const char *format, ...)
+{
+    char line[2048];
+    va_list args;
+
+    if (logger == NULL || logger->fn == NULL)
+        return;
+    va_start(args, format);
+    vsnprintf(line, sizeof(line), format, args);
+    va_end(args);
+    logger->fn(logger->context, level, line);
+}
+
+void outbox_time_format(char out[OUTBOX_TIME_TEXT_SIZE], int64_t t)
+{
+    time_t seconds = (time_t)t;
+    struct tm tm;
+
+    if (gmtime_r(&seconds, &tm) == NULL) {
+        snprintf(out, OUTBOX_TIME_TEXT_SIZE, "1970-01-01 00:00:00");
+        return;
+    }
+    strftime(out, OUTBOX_TIME_TEXT_SIZE, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+bool outbox_time_parse(int64_t *out, const char *text)
+{
+    struct tm tm;
+    int consumed = 0;
+
+    if (text == NULL)
+        return false;
+    memset(&tm, 0, sizeof(tm));
+    if (sscanf(text, "%4d-%2d-%2d %2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon,
+               &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
+               &consumed) != 6
+        || text[consumed] != '\0')
+        return false;
+    if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31
+        || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+        return false;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *out = (int64_t)timegm(&tm);
+    return true;
+}
+
+char *outbox__strdup(const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    return outbox__strndup(s, strlen(s));
+}
+
+char *outbox__strndup(const char *s, size_t n)
+{
+    char *copy = malloc(n + 1);
+
+    if (copy == NULL)
+        return NULL;
+    memcpy(copy, s, n);
+    copy[n] = '\0';
+    return copy;
+}
+
+int outbox__strcasecmp(const char *a, const char *b)
+{
+    for (;; a++, b++) {
+        int ca = (unsigned char)*a;
+        int cb = (unsigned char)*b;
+
+        if (ca >= 'A' && ca <= 'Z')
+            ca += 'a' - 'A';
+        if (cb >= 'A' && cb <= 'Z')
+            cb += 'a' - 'A';
+        if (ca != cb || ca == 0)
+            return ca - cb;
+    }
+}
+
+bool outbox__utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+
+    while (i < n) {
+        unsigned char c = p[i];
+        size_t extra;
+        uint32_t code;
+
+        if (c == 0)
+            return false;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF) {
+            extra = 1;
+            code = c & 0x1Fu;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            extra = 2;
+            code = c & 0x0Fu;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            extra = 3;
+            code = c & 0x07u;
+        } else {
+            return false;
+        }
+        if (n - i <= extra)
+            return false;
+        for (size_t k = 1; k <= extra; k++) {
+            if ((p[i + k] & 0xC0) != 0x80)
+                return false;
+            code = (code << 6) | (p[i + k] & 0x3Fu);
+        }
+        /* Overlong forms, UTF-16 surrogates and code points past U+10FFFF
+         * are not UTF-8. */
+        if ((extra == 2 && code < 0x800) || (extra == 3 && code < 0x10000)
+            || (code >= 0xD800 && code <= 0xDFFF) || code > 0x10FFFF)
+            return false;
+        i += extra + 1;
+    }
+    return true;
+}
+
+void outbox__buf_init(outbox_buf *buf, size_t cap)
+{
+    buf->data = NULL;
+    buf->size = 0;
+    buf->capacity = 0;
+    buf->cap = cap;
+}
+
+void outbox__buf_free(outbox_buf *buf)
+{
+    free(buf->data);
+    buf->data = NULL;
+    buf->size = 0;
+    buf->capacity = 0;
+}
+
+outbox_err outbox__buf_append(outbox_buf *buf, const void *data, size_t n)
+{
+    if (n > buf->cap || buf->size > buf->cap - n)
+        return OUTBOX_ELIMIT;
+    if (buf->size + n + 1 > buf->capacity) {
+        size_t capacity = buf->capacity ? buf->capacity : 256;
+        char *grown;
+
+        while (capacity < buf->size + n + 1)
+            capacity *= 2;
+        grown = realloc(buf->data, capacity);
+        if (grown == NULL)
+            return OUTBOX_ENOMEM;
+        buf->data = grown;
+        buf->capacity = capacity;
+    }
+    if (n > 0)
+        memcpy(buf->data + buf->size, data, n);
+    buf->size += n;
+    buf->data[buf->size] = '\0';
+    return OUTBOX_EOK;
+}
+
+outbox_err outbox__buf_puts(outbox_buf *buf, const char *s)
+{
+    return outbox__buf_append(buf, s, strlen(s));
+}
+
+outbox_err outbox__buf_printf(outbox_buf *buf, const char *format, ...)
+{
+    char small[512];
+    va_list args;
+    int n;
+
+    va_start(args, format);
+    n = vsnprintf(small, sizeof(small), format, args);
+    va_end(args);
+    if (n < 0)
+        return OUTBOX_EINVAL;
+    if ((size_t)n < sizeof(small))
+        return outbox__buf_append(buf, small, (size_t)n);
+
+    /* Longer than the stack buffer: format straight into the buffer. */
+    {
+        size_t len = (size_t)n;
+        outbox_err rc = outbox__buf_append(buf, NULL, 0);
+        char *large;
+
+        if (rc != OUTBOX_EOK)
+            return rc;
+        large = malloc(len + 1);
+        if (large == NULL)
+            return OUTBOX_ENOMEM;
+        va_start(args, format);
+        vsnprintf(large, len + 1, format, args);
+        va_end(args);
+        rc = outbox__buf_append(buf, large, len);
+        free(large);
+        return rc;
+    }
+}
+
+char *outbox__buf_take(outbox_buf *buf, size_t *size)
+{
+    char *data = buf->data;
+
+    if (data == NULL)
+        data = calloc(1, 1);
+    if (size != NULL)
+        *size = data ? buf->size : 0;
+    buf->data = NULL;
+    buf->size = 0;
+    buf->capacity = 0;
+    return data;
+}
+
+size_t outbox__base64_size(size_t n)
+{
+    return (n + 2) / 3 * 4;
+}
+
+char *outbox__base64(const unsigned char *data, size_t n, size_t *out_size)
+{
+    /* EVP_EncodeBlock takes an int length, so encode in chunks whose
+     * length is a multiple of 3. */
+    const size_t chunk = 3u * 1024u * 1024u;
+    size_t size = outbox__base64_size(n);
+    char *text;
+    size_t written = 0;
+
+    if (n > SIZE_MAX / 2)
+        return NULL;
+    text = malloc(size + 1);
+    if (text == NULL)
+        return NULL;
+    for (size_t offset = 0; offset < n; offset += chunk) {
+        size_t part = n - offset < chunk ? n - offset : chunk;
+
+        written += (size_t)EVP_EncodeBlock((unsigned char *)text + written,
+                                           data + offset, (int)part);
+    }
+    text[written] = '\0';
+    if (out_size != NULL)
+        *out_size = written;
+    return text;
+}
+
+bool outbox__random_bytes(unsigned char *out, size_t n)
+{
+    return n <= INT32_MAX && RAND_bytes(out, (int)n) == 1;
+}

@@ -1,0 +1,2 @@
+-- placeholder, replaced by the real schema
+CREATE TABLE IF NOT EXISTS placeholder(x);
