@@ -481,12 +481,15 @@ void outbox_messages_free(outbox_message **messages, size_t count);
 
 /*
  * Records that the requests for these messages are about to leave: each
- * row's attempt counter goes up and an attempt row is opened. From here on,
- * an expired lease means the outcome is unknown.
+ * row's attempt counter goes up, its Message-ID is stored, and an attempt
+ * row is opened. From here on, an expired lease means the outcome is
+ * unknown. dispatched[i] is set false for a message whose lease this daemon
+ * lost (another daemon took it over): that message must not be sent.
  */
-outbox_err outbox_store_dispatch(outbox_store *store, outbox_error *err,
-                                 outbox_message *const *messages, size_t count,
-                                 int64_t now);
+outbox_err outbox_store_dispatch(outbox_store *store, bool *dispatched,
+                                 outbox_error *err,
+                                 outbox_message *const *messages,
+                                 size_t count, int64_t now);
 
 /* The end of one dispatched attempt, as the caller hands it to the store. */
 typedef struct outbox_outcome {
@@ -509,11 +512,13 @@ outbox_err outbox_store_record(outbox_store *store, outbox_error *err,
                                const outbox_outcome *outcomes, size_t count);
 
 /*
- * Gives claimed rows back without an attempt (the daemon is stopping):
- * undispatched rows return to queued or retrying.
+ * Gives dispatched messages back whose requests never left (the daemon is
+ * stopping): the open attempt row is removed and each row returns to
+ * queued or retrying as it was before the claim.
  */
 outbox_err outbox_store_release(outbox_store *store, outbox_error *err,
-                                const int64_t *ids, size_t count);
+                                outbox_message *const *messages,
+                                size_t count);
 
 /*
  * Writes this daemon's heartbeat, renews its leases, and resolves expired

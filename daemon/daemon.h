@@ -1,0 +1,91 @@
+/*
+ * daemon.h - the state of one outboxd process and the pieces of its loop.
+ *
+ * One libuv loop thread owns every socket, timer and transfer; SQLite runs
+ * on the worker thread (worker.h). A message travels: claim job -> loop
+ * starts a transfer (curl multi) or a local delivery (libuv thread pool) ->
+ * the provider classifies the answer -> the outcome is queued and written
+ * by the next record job.
+ */
+#ifndef OUTBOXD_DAEMON_H
+#define OUTBOXD_DAEMON_H
+
+#include <curl/curl.h>
+#include <uv.h>
+
+#include "config.h"
+#include "outbox.h"
+#include "worker.h"
+
+/* Per-provider state kept by the loop. */
+typedef struct provider_slot {
+    outbox_provider *provider;
+    int64_t paused_until;        /* no new claims before this unix time */
+    bool misconfigured;          /* the pause is for a configuration error */
+    char pause_reason[OUTBOX_ERROR_TEXT_MAX];
+} provider_slot;
+
+typedef struct daemon_state {
+    uv_loop_t *loop;
+    outboxd_config *config;
+    outbox_logger logger;
+    worker worker;
+
+    provider_slot *providers;
+    size_t provider_count;
+    const char **provider_names;     /* for the claim filter */
+    const char **paused_names;       /* rebuilt before each claim */
+    size_t paused_count;
+    const char **stalled_names;      /* misconfigured only: for drains */
+    size_t stalled_count;
+
+    CURLM *multi;
+    uv_timer_t curl_timer;
+    uv_timer_t claim_timer;
+    uv_timer_t maintain_timer;
+    uv_timer_t shutdown_timer;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+
+    size_t in_flight;                /* transfers and local deliveries */
+    bool claim_pending;
+    bool pending_check;              /* a drain count is in the worker */
+    size_t records_in_worker;        /* record jobs not yet back */
+    outbox_outcome *outcomes;        /* finished, not yet posted */
+    size_t outcome_count;
+    size_t outcome_capacity;
+    uv_check_t flush_check;          /* posts outcomes once per iteration */
+
+    bool drain;
+    bool stopping;
+    bool finishing;
+    int exit_code;
+} daemon_state;
+
+/* Runs the daemon until a signal, or until drained with drain. Returns the
+ * process exit code. */
+int daemon_run(outboxd_config *config, bool drain);
+
+/* Creates every provider from config and frees them again: 0 if all are
+ * valid, 2 otherwise (with one log line naming the problem). */
+int daemon_check(outboxd_config *config);
+
+/* transfer.c: the libcurl multi interface on the libuv loop. */
+int transfers_init(daemon_state *d);
+void transfers_close(daemon_state *d);
+/* Starts the delivery of message, which the transfer now owns. */
+void transfers_start(daemon_state *d, provider_slot *slot,
+                     outbox_message *message);
+/* Aborts every transfer still running (shutdown timed out). */
+void transfers_abort_all(daemon_state *d);
+
+/* daemon.c: called by transfer.c when a delivery has its result. */
+void daemon_finished(daemon_state *d, const outbox_message *message,
+                     provider_slot *slot, const outbox_result *result,
+                     int64_t started_at);
+
+/* Logging with the daemon's logger (log.c). */
+void daemon_log_line(void *context, outbox_log_level level,
+                     const char *line);
+
+#endif /* OUTBOXD_DAEMON_H */

@@ -1,0 +1,55 @@
+/*
+ * store_internal.h - what the store's source files share. Not installed.
+ *
+ * The store is the only code with SQL text (besides sql/). Its functions
+ * run on the thread that owns the handle and may block on SQLite locks,
+ * which is why the daemon calls them from a worker thread, never from its
+ * event loop.
+ */
+#ifndef OUTBOX_STORE_INTERNAL_H
+#define OUTBOX_STORE_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "internal.h"
+
+struct outbox_store {
+    sqlite3 *db;
+    outbox_store_options options;
+    char *owner;
+    char *synchronous;
+    int64_t started_at;
+    int64_t data_version;
+    uint64_t random_state;     /* xorshift state for retry jitter */
+};
+
+/* Fills err from the connection's last error and returns code. */
+outbox_err outbox__store_fail(outbox_store *store, outbox_error *err,
+                              outbox_err code, const char *what);
+
+/* Prepares sql on the store's connection; err names what on failure. */
+outbox_err outbox__store_prepare(outbox_store *store, sqlite3_stmt **stmt,
+                                 outbox_error *err, const char *sql);
+
+/* Binds text, or NULL for a NULL pointer. */
+int outbox__bind_text(sqlite3_stmt *stmt, int index, const char *text);
+
+/* Binds a unix time as datetime() text. */
+int outbox__bind_time(sqlite3_stmt *stmt, int index, int64_t t);
+
+/*
+ * Runs body inside BEGIN IMMEDIATE ... COMMIT. When the database is locked
+ * by another writer, persist=false returns OUTBOX_EBUSY and persist=true
+ * rolls back, logs a warning and tries again until the lock is free, so no
+ * result is ever dropped.
+ */
+typedef outbox_err (*outbox_store_body)(outbox_store *store, void *context,
+                                        outbox_error *err);
+outbox_err outbox__store_transaction(outbox_store *store, outbox_error *err,
+                                     bool persist, outbox_store_body body,
+                                     void *context);
+
+/* A number in [0, 1) for jitter. */
+double outbox__store_random(outbox_store *store);
+
+#endif /* OUTBOX_STORE_INTERNAL_H */

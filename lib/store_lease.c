@@ -1,0 +1,185 @@
+/*
+ * store_lease.c - leases and the daemon heartbeat.
+ *
+ * A claimed row is `sending` with lease_owner and lease_until. The daemon
+ * that owns it renews the lease every few seconds while it lives. When a
+ * lease expires, its owner is gone (killed, or the machine stopped), and
+ * the row is resolved here by whichever daemon runs upkeep first:
+ *
+ * - dispatched_at NULL: no request left for it, so it goes back to work
+ *   (`queued`, or `retrying` if it had attempts before).
+ * - dispatched_at set: a request may have reached the provider and no
+ *   answer was recorded. Sending again could deliver twice, so the row
+ *   becomes `held` for a person to decide, unless the site chose
+ *   retry_unknown, in which case it becomes `retrying`. Either way the open
+ *   attempt row is closed with outcome `unknown`, so the database says a
+ *   duplicate is possible.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "store_internal.h"
+
+static const char *const unknown_text =
+    "the daemon stopped after the request may have reached the provider; "
+    "check the provider's log, then set status to 'queued' to resend or "
+    "'sent' to keep it";
+
+/*
+ * Runs one statement that may use the named parameters :now, :owner (this
+ * daemon), :text and :lease_until (the renewed lease end).
+ */
+static outbox_err run(outbox_store *store, outbox_error *err,
+                      const char *sql, int64_t now, const char *text,
+                      int *changes)
+{
+    sqlite3_stmt *stmt = NULL;
+    outbox_err rc = outbox__store_prepare(store, &stmt, err, sql);
+    int index;
+
+    if (rc != OUTBOX_EOK)
+        return rc;
+    index = sqlite3_bind_parameter_index(stmt, ":now");
+    if (index > 0)
+        outbox__bind_time(stmt, index, now);
+    index = sqlite3_bind_parameter_index(stmt, ":owner");
+    if (index > 0)
+        outbox__bind_text(stmt, index, store->owner);
+    index = sqlite3_bind_parameter_index(stmt, ":text");
+    if (index > 0)
+        outbox__bind_text(stmt, index, text);
+    index = sqlite3_bind_parameter_index(stmt, ":lease_until");
+    if (index > 0)
+        outbox__bind_time(stmt, index, now + store->options.lease_seconds);
+
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        rc = outbox__store_fail(store, err, OUTBOX_EDATABASE, "lease upkeep");
+    if (changes != NULL)
+        *changes = sqlite3_changes(store->db);
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static outbox_err heartbeat(outbox_store *store, outbox_error *err,
+                            int64_t now)
+{
+    sqlite3_stmt *stmt = NULL;
+    outbox_err rc = outbox__store_prepare(
+        store, &stmt, err,
+        "INSERT INTO daemon_heartbeat (owner, started_at, seen_at) "
+        "VALUES (?1, ?2, ?3) "
+        "ON CONFLICT (owner) DO UPDATE SET seen_at = excluded.seen_at");
+
+    if (rc != OUTBOX_EOK)
+        return rc;
+    outbox__bind_text(stmt, 1, store->owner);
+    outbox__bind_time(stmt, 2, store->started_at);
+    outbox__bind_time(stmt, 3, now);
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        rc = outbox__store_fail(store, err, OUTBOX_EDATABASE,
+                                "writing the heartbeat");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static const char *const expired_dispatched =
+    " WHERE status = 'sending' AND lease_until < :now"
+    "   AND dispatched_at IS NOT NULL";
+
+static outbox_err resolve_dispatched(outbox_store *store, outbox_error *err,
+                                     int64_t now, int *held)
+{
+    char sql[512];
+    outbox_err rc;
+
+    snprintf(sql, sizeof(sql),
+             "UPDATE delivery_attempt SET finished_at = :now, "
+             "       outcome = 'unknown', error_kind = 'outcome_unknown', "
+             "       error = :text "
+             " WHERE finished_at IS NULL "
+             "   AND outbox_id IN (SELECT id FROM outbox %s)",
+             expired_dispatched);
+    rc = run(store, err, sql, now, unknown_text, NULL);
+    if (rc != OUTBOX_EOK)
+        return rc;
+
+    /* lease_owner stays, so a late answer from that daemon can still
+     * record what happened (see the store's record function). */
+    snprintf(sql, sizeof(sql),
+             "UPDATE outbox SET status = '%s', next_attempt_at = %s, "
+             "       lease_until = NULL, dispatched_at = NULL, "
+             "       updated_at = :now, "
+             "       last_error_kind = 'outcome_unknown', last_error = :text"
+             "%s",
+             store->options.retry_unknown ? "retrying" : "held",
+             store->options.retry_unknown ? ":now" : "NULL",
+             expired_dispatched);
+    return run(store, err, sql, now, unknown_text, held);
+}
+
+static outbox_err maintain(outbox_store *store, void *context,
+                           outbox_error *err)
+{
+    int64_t now = *(const int64_t *)context;
+    int requeued = 0;
+    int held = 0;
+    outbox_err rc = heartbeat(store, err, now);
+
+    /* This daemon's own leases are renewed first, so only the leases of
+     * daemons that stopped renewing can expire below. */
+    if (rc == OUTBOX_EOK)
+        rc = run(store, err,
+                 "UPDATE outbox SET lease_until = :lease_until "
+                 " WHERE status = 'sending' AND lease_owner = :owner",
+                 now, NULL, NULL);
+    if (rc == OUTBOX_EOK)
+        rc = run(store, err,
+                 "UPDATE outbox SET status = CASE WHEN attempts > 0 "
+                 "       THEN 'retrying' ELSE 'queued' END, "
+                 "       lease_owner = NULL, lease_until = NULL, "
+                 "       next_attempt_at = :now, updated_at = :now "
+                 " WHERE status = 'sending' AND lease_until < :now "
+                 "   AND dispatched_at IS NULL",
+                 now, NULL, &requeued);
+    if (rc == OUTBOX_EOK)
+        rc = resolve_dispatched(store, err, now, &held);
+
+    /* Heartbeats of daemons gone for a day only clutter the table. */
+    if (rc == OUTBOX_EOK)
+        rc = run(store, err,
+                 "DELETE FROM daemon_heartbeat "
+                 " WHERE seen_at < datetime(:now, '-1 day')",
+                 now, NULL, NULL);
+
+    if (rc == OUTBOX_EOK && requeued > 0)
+        outbox_log(&store->options.logger, OUTBOX_LOG_WARN,
+                   "leases expired before dispatch count=%d action=requeued",
+                   requeued);
+    if (rc == OUTBOX_EOK && held > 0)
+        outbox_log(&store->options.logger, OUTBOX_LOG_WARN,
+                   "leases expired after dispatch count=%d action=%s",
+                   held, store->options.retry_unknown ? "retry" : "held");
+    return rc;
+}
+
+outbox_err outbox_store_maintain(outbox_store *store, outbox_error *err,
+                                 int64_t now)
+{
+    if (store->started_at == 0)
+        store->started_at = now;
+    return outbox__store_transaction(store, err, false, maintain, &now);
+}
+
+static outbox_err sign_off(outbox_store *store, void *context,
+                           outbox_error *err)
+{
+    (void)context;
+    return run(store, err,
+               "DELETE FROM daemon_heartbeat WHERE owner = :owner", 0, NULL,
+               NULL);
+}
+
+outbox_err outbox_store_sign_off(outbox_store *store, outbox_error *err)
+{
+    return outbox__store_transaction(store, err, true, sign_off, NULL);
+}
