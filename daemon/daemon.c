@@ -16,6 +16,7 @@
  * flight finish for up to shutdown_seconds, marks any still running as
  * outcome unknown, writes every outcome, and exits 0.
  */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -120,14 +121,18 @@ static void maybe_claim(daemon_state *d)
     post_claim(d, free_slots < batch ? free_slots : batch);
 }
 
+/* Asks the worker whether a drain is complete. Called after a claim found
+ * nothing while nothing is in flight, at most every DRAIN_CHECK_MS. */
 static void post_drain_check(daemon_state *d)
 {
     worker_job *job;
 
     if (!d->drain || d->stopping || d->pending_check || d->claim_pending
         || d->in_flight > 0 || d->outcome_count > 0
-        || d->records_in_worker > 0)
+        || d->records_in_worker > 0
+        || uv_now(d->loop) < d->last_drain_check + DRAIN_CHECK_MS)
         return;
+    d->last_drain_check = uv_now(d->loop);
     job = worker_job_new(JOB_PENDING);
     if (job == NULL)
         return;
@@ -141,7 +146,6 @@ static void on_claim_timer(uv_timer_t *timer)
     daemon_state *d = timer->data;
 
     maybe_claim(d);
-    post_drain_check(d);
 }
 
 static void on_maintain_timer(uv_timer_t *timer)
@@ -166,9 +170,12 @@ static void pause_provider(daemon_state *d, provider_slot *slot,
     if (misconfigured) {
         delay = policy->misconfigured_pause;
     } else if (strcmp(result->error.kind, "rate_limited") == 0) {
-        delay = result->retry_after > 0 ? result->retry_after : 1;
+        /* One second more than asked, as in the retry policy: times here
+         * are whole seconds, and the pause must not end early. */
+        delay = result->retry_after > 0 ? result->retry_after : 0;
         if (delay > policy->max_retry_after)
             delay = policy->max_retry_after;
+        delay += 1;
     } else {
         return;
     }
@@ -207,6 +214,13 @@ void daemon_finished(daemon_state *d, const outbox_message *message,
 {
     outbox_outcome outcome;
 
+#ifdef OUTBOX_FAULT_HOOKS
+    /* Test builds: die after the provider accepted, before the outcome is
+     * written, to show what such a crash leaves (the row becomes held). */
+    if (result->kind == OUTBOX_RESULT_SENT && d->fault != NULL
+        && strcmp(d->fault, "crash_after_provider_ok") == 0)
+        raise(SIGKILL);
+#endif
     memset(&outcome, 0, sizeof(outcome));
     outcome.id = message->id;
     outcome.attempt = message->attempt;
@@ -281,6 +295,8 @@ static void claim_done(daemon_state *d, worker_job *job)
     }
     if (job->message_count == job->limit)
         maybe_claim(d);
+    else if (job->message_count == 0)
+        post_drain_check(d);
 }
 
 static void record_done(daemon_state *d, worker_job *job)
@@ -521,6 +537,9 @@ int daemon_run(outboxd_config *config, bool drain)
     memset(&err, 0, sizeof(err));
     d.config = config;
     d.drain = drain;
+#ifdef OUTBOX_FAULT_HOOKS
+    d.fault = getenv("OUTBOXD_FAULT");
+#endif
     d.logger.fn = daemon_log_line;
     d.logger.context = config;
     config->store.logger = d.logger;
@@ -581,4 +600,24 @@ int daemon_check(outboxd_config *config)
     }
     free_providers(&d);
     return exit_code;
+}
+
+int daemon_migrate(outboxd_config *config)
+{
+    outbox_logger logger = {daemon_log_line, config};
+    outbox_store *store = NULL;
+    outbox_error err;
+
+    memset(&err, 0, sizeof(err));
+    config->store.logger = logger;
+    if (outbox_store_open(&store, &err, config->database, &config->store)
+        != OUTBOX_EOK) {
+        outbox_log(&logger, OUTBOX_LOG_ERROR, "cannot migrate: %s", err.text);
+        return 1;
+    }
+    outbox_log(&logger, OUTBOX_LOG_INFO,
+               "database=%s schema_version=%d ready", config->database,
+               outbox_store_schema_version());
+    outbox_store_close(store);
+    return 0;
 }

@@ -50,6 +50,7 @@ typedef struct daemon_state {
     size_t in_flight;                /* transfers and local deliveries */
     bool claim_pending;
     bool pending_check;              /* a drain count is in the worker */
+    uint64_t last_drain_check;       /* uv_now() of the last one */
     size_t records_in_worker;        /* record jobs not yet back */
     outbox_outcome *outcomes;        /* finished, not yet posted */
     size_t outcome_count;
@@ -60,6 +61,7 @@ typedef struct daemon_state {
     bool stopping;
     bool finishing;
     int exit_code;
+    const char *fault;               /* test hook: OUTBOXD_FAULT */
 } daemon_state;
 
 /* Runs the daemon until a signal, or until drained with drain. Returns the
@@ -69,6 +71,10 @@ int daemon_run(outboxd_config *config, bool drain);
 /* Creates every provider from config and frees them again: 0 if all are
  * valid, 2 otherwise (with one log line naming the problem). */
 int daemon_check(outboxd_config *config);
+
+/* Creates or migrates the database schema, then returns 0, or 1 with one
+ * log line naming the problem. */
+int daemon_migrate(outboxd_config *config);
 
 /* transfer.c: the libcurl multi interface on the libuv loop. */
 int transfers_init(daemon_state *d);

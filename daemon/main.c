@@ -9,7 +9,7 @@
 #include "daemon.h"
 
 static const char usage[] =
-    "usage: outboxd [--config FILE] [--drain] [--check-config]\n"
+    "usage: outboxd [--config FILE] [--drain | --migrate | --check-config]\n"
     "\n"
     "Delivers the rows of the outbox table in an SQLite database.\n"
     "\n"
@@ -17,6 +17,7 @@ static const char usage[] =
     "                  use ./outbox.db and write mail into ./outbox-mail\n"
     "  --drain         exit once every due message is sent, failed,\n"
     "                  cancelled or held (exit 3 if a provider is paused)\n"
+    "  --migrate       create or upgrade the database schema, then exit\n"
     "  --check-config  read the config and the providers, then exit\n"
     "  --help          show this text\n";
 
@@ -25,6 +26,7 @@ int main(int argc, char **argv)
     const char *config_path = NULL;
     bool drain = false;
     bool check_only = false;
+    bool migrate_only = false;
     outboxd_config config;
     outbox_error err;
     int exit_code;
@@ -34,6 +36,8 @@ int main(int argc, char **argv)
             config_path = argv[++i];
         } else if (strcmp(argv[i], "--drain") == 0) {
             drain = true;
+        } else if (strcmp(argv[i], "--migrate") == 0) {
+            migrate_only = true;
         } else if (strcmp(argv[i], "--check-config") == 0) {
             check_only = true;
         } else if (strcmp(argv[i], "--help") == 0) {
@@ -57,7 +61,12 @@ int main(int argc, char **argv)
         outboxd_config_free(&config);
         return 1;
     }
-    exit_code = check_only ? daemon_check(&config) : daemon_run(&config, drain);
+    if (check_only)
+        exit_code = daemon_check(&config);
+    else if (migrate_only)
+        exit_code = daemon_migrate(&config);
+    else
+        exit_code = daemon_run(&config, drain);
     curl_global_cleanup();
     outboxd_config_free(&config);
     return exit_code;

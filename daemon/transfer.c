@@ -32,6 +32,7 @@ typedef struct transfer {
     size_t body_size;
     bool body_truncated;
     char error[CURL_ERROR_SIZE];
+    int requests;                /* times libcurl sent the request */
     uv_work_t work;              /* local deliveries */
     outbox_result result;        /* local deliveries */
     struct transfer *prev;       /* list of running curl transfers */
@@ -132,6 +133,47 @@ static size_t on_body(char *data, size_t size, size_t count, void *user)
     t->body_size += keep;
     t->body[t->body_size] = '\0';
     return length;
+}
+
+/*
+ * libcurl sends a request a second time, on a new connection, when a reused
+ * connection closes before any answer. The server may have processed the
+ * first copy, so the count is kept and the attempt row records it.
+ */
+static int on_request(void *user, char *primary_ip, char *local_ip,
+                      int primary_port, int local_port)
+{
+    transfer *t = user;
+
+    (void)primary_ip;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    t->requests++;
+    return CURL_PREREQFUNC_OK;
+}
+
+/* Notes in the result that the request left more than once. */
+static void note_resent(daemon_state *d, const transfer *t,
+                        outbox_result *result)
+{
+    char note[200];
+    size_t used = strlen(result->error.text);
+
+    snprintf(note, sizeof(note),
+             "%slibcurl sent the request %d times because a reused "
+             "connection closed without an answer; the provider may have "
+             "received it more than once",
+             used ? "; " : "", t->requests);
+    snprintf(result->error.text + used, sizeof(result->error.text) - used,
+             "%s", note);
+    if (result->error.kind[0] == '\0')
+        snprintf(result->error.kind, sizeof(result->error.kind), "resent");
+    outbox_log(&d->logger, OUTBOX_LOG_WARN,
+               "id=%lld provider=%s requests=%d error=\"request re-sent on "
+               "a new connection\"",
+               (long long)t->message->id,
+               outbox_provider_name(t->slot->provider), t->requests);
 }
 
 static void on_poll(uv_poll_t *handle, int status, int events)
@@ -248,6 +290,8 @@ static void finish_curl(daemon_state *d, transfer *t, CURLcode code)
     response.body_truncated = t->body_truncated;
     response.now = (int64_t)time(NULL);
     outbox_provider_classify(t->slot->provider, &result, &response);
+    if (t->requests > 1)
+        note_resent(d, t, &result);
 
     curl_multi_remove_handle(d->multi, t->easy);
     unlink_running(t);
@@ -307,6 +351,8 @@ static void start_curl(daemon_state *d, transfer *t)
     curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->error);
     curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(t->easy, CURLOPT_PREREQFUNCTION, on_request);
+    curl_easy_setopt(t->easy, CURLOPT_PREREQDATA, t);
     if (outbox_provider_prepare(t->slot->provider, &t->request, &why,
                                 t->easy, t->message)
         != OUTBOX_EOK) {

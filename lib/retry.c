@@ -16,8 +16,12 @@
  *
  * - When the provider names a delay (Retry-After, X-RateLimit-Reset), that
  *   delay is used instead of the backoff, without jitter, capped at
- *   max_retry_after. A cap that cut the provider's delay is reported so the
- *   caller can log it.
+ *   max_retry_after. A cap that cut the provider's delay is reported so
+ *   the caller can log it.
+ *
+ * - Times are stored in whole seconds, and "now" may be up to a second past
+ *   the stored second. The next attempt is therefore due one second after
+ *   the delay, so that no wait ends early.
  *
  * - Rate limits and pauses (counts_as_failure false: HTTP 429, a
  *   misconfigured provider) do not use up max_attempts: a long rate limit
@@ -92,15 +96,13 @@ void outbox_retry_decide(outbox_retry_decision *decision,
             delay = policy->max_retry_after;
             decision->capped = true;
         }
-        if (delay < 1)
-            delay = 1;
     } else {
         delay = apply_jitter(policy, backoff_delay(policy, counted > 0
                                                                ? counted
                                                                : 1),
                              random);
     }
-    decision->next_attempt_at = now + delay;
+    decision->next_attempt_at = now + delay + 1;
 
     if (result->counts_as_failure && counted >= policy->max_attempts) {
         decision->give_up = true;

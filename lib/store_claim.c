@@ -328,6 +328,37 @@ static outbox_err make_message_id(outbox_message *message)
 }
 
 /*
+ * outbox_row carries these columns as C strings, so a NUL inside one would
+ * silently cut the value short. Returns false and fills why if one has a
+ * NUL; bodies carry their sizes and are checked by the message build.
+ */
+static bool columns_free_of_nul(const claimed_row *row, outbox_error *why)
+{
+    static const struct {
+        enum claim_column column;
+        const char *field;
+    } header_columns[] = {
+        {COL_SENDER, "sender"},     {COL_RECIPIENTS, "recipients"},
+        {COL_CC, "cc"},             {COL_BCC, "bcc"},
+        {COL_REPLY_TO, "reply_to"}, {COL_SUBJECT, "subject"},
+        {COL_HEADERS, "headers"},   {COL_METADATA, "metadata"},
+    };
+
+    for (size_t i = 0; i < sizeof(header_columns) / sizeof(header_columns[0]);
+         i++) {
+        const char *text = row->text[header_columns[i].column];
+
+        if (text != NULL && strlen(text) != row->size[header_columns[i].column]) {
+            outbox_error_set(why, OUTBOX_EINVAL, "invalid_header_value",
+                             "%s: contains a NUL byte",
+                             header_columns[i].field);
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
  * Checks one claimed row and builds its message. A row that cannot be sent
  * is failed here; *message stays NULL and the claim goes on.
  */
@@ -358,6 +389,8 @@ static outbox_err check_row(outbox_store *store, outbox_error *err,
                              : "(a number)");
         return fail_row(store, err, claimed, &why, job->now);
     }
+    if (!columns_free_of_nul(claimed, &why))
+        return fail_row(store, err, claimed, &why, job->now);
     rc = load_attachments(store, err, claimed->id, &attachments,
                           &attachment_count);
     if (rc != OUTBOX_EOK)

@@ -1,0 +1,341 @@
+/*
+ * provider.c - the provider registry: creating a provider from its config
+ * object, the dispatchers of the public API, and reading secrets.
+ *
+ * A provider handle couples an ops table (provider.h) with the state that
+ * the ops' create function built from one config object. The dispatchers
+ * here only forward to the ops, so a new provider type needs one ops table
+ * and one line in known_ops below. The helpers that read HTTP responses
+ * are in provider_http.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "internal.h"
+#include "provider.h"
+
+/* Maximum length of a provider name, which appears in config, log lines
+ * and table rows. */
+#define PROVIDER_NAME_MAX 63
+
+struct outbox_provider {
+    const outbox_provider_ops *ops;
+    void *state;
+    char *name;
+    const char *type;   /* ops->type: static */
+};
+
+static const outbox_provider_ops *const known_ops[] = {
+    &outbox__sendgrid_ops,
+    &outbox__file_ops,
+};
+
+#define KNOWN_OPS_COUNT (sizeof(known_ops) / sizeof(known_ops[0]))
+
+/* ------------------------------------------------------------------ */
+/* Registry                                                            */
+/* ------------------------------------------------------------------ */
+
+static bool provider_name_is_valid(const char *name)
+{
+    size_t length = strlen(name);
+
+    if (length == 0 || length > PROVIDER_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < length; i++) {
+        char c = name[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* Writes the known type names as "sendgrid, file" for error texts. */
+static void format_known_types(char *out, size_t size)
+{
+    size_t used = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < KNOWN_OPS_COUNT && used < size; i++) {
+        int n = snprintf(out + used, size - used, "%s%s", i ? ", " : "",
+                         known_ops[i]->type);
+
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+}
+
+static const outbox_provider_ops *find_ops(const char *type)
+{
+    for (size_t i = 0; i < KNOWN_OPS_COUNT; i++) {
+        if (strcmp(known_ops[i]->type, type) == 0)
+            return known_ops[i];
+    }
+    return NULL;
+}
+
+/* Reads and checks "name". *name points into config. */
+static outbox_err read_provider_name(const char **name, outbox_error *err,
+                                     const cJSON *config)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(config, "name");
+
+    if (!cJSON_IsString(item) || item->valuestring[0] == '\0')
+        return outbox_error_set(err, OUTBOX_ECONFIG, "config",
+                                "provider entry: missing \"name\" (a "
+                                "non-empty string)");
+    if (!provider_name_is_valid(item->valuestring))
+        return outbox_error_set(
+            err, OUTBOX_ECONFIG, "config",
+            "provider \"%.80s\": invalid \"name\": use 1 to %d letters, "
+            "digits, \"_\" or \"-\"",
+            item->valuestring, PROVIDER_NAME_MAX);
+    *name = item->valuestring;
+    return OUTBOX_EOK;
+}
+
+/* Finds the ops for the "type" of provider name. */
+static outbox_err read_provider_ops(const outbox_provider_ops **ops,
+                                    outbox_error *err, const char *name,
+                                    const cJSON *config)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(config, "type");
+    char known[128];
+
+    format_known_types(known, sizeof(known));
+    if (!cJSON_IsString(item))
+        return outbox_error_set(err, OUTBOX_ECONFIG, "config",
+                                "provider \"%s\": missing \"type\" (known: "
+                                "%s)",
+                                name, known);
+    *ops = find_ops(item->valuestring);
+    if (*ops == NULL)
+        return outbox_error_set(err, OUTBOX_ECONFIG, "config",
+                                "provider \"%s\": unknown type \"%.80s\" "
+                                "(known: %s)",
+                                name, item->valuestring, known);
+    if ((*ops)->create == NULL)
+        return outbox_error_set(err, OUTBOX_ECONFIG, "config",
+                                "provider \"%s\": type \"%s\" is not "
+                                "available in this build",
+                                name, (*ops)->type);
+    return OUTBOX_EOK;
+}
+
+outbox_err outbox_provider_create(outbox_provider **out, outbox_error *err,
+                                  const struct cJSON *config,
+                                  const outbox_logger *logger)
+{
+    const outbox_provider_ops *ops = NULL;
+    outbox_provider *provider = NULL;
+    const char *name = NULL;
+    outbox_err rc;
+
+    *out = NULL;
+    if (!cJSON_IsObject(config))
+        return outbox_error_set(err, OUTBOX_ECONFIG, "config",
+                                "provider entry: expected a JSON object");
+    rc = read_provider_name(&name, err, config);
+    if (rc != OUTBOX_EOK)
+        return rc;
+    rc = read_provider_ops(&ops, err, name, config);
+    if (rc != OUTBOX_EOK)
+        return rc;
+
+    provider = calloc(1, sizeof(*provider));
+    if (provider == NULL)
+        goto nomem;
+    provider->ops = ops;
+    provider->type = ops->type;
+    provider->name = outbox__strdup(name);
+    if (provider->name == NULL)
+        goto nomem;
+
+    rc = ops->create(&provider->state, err, provider->name, config, logger);
+    if (rc != OUTBOX_EOK) {
+        /* create leaves nothing behind on failure, so state stays NULL. */
+        provider->state = NULL;
+        goto cleanup;
+    }
+    *out = provider;
+    return OUTBOX_EOK;
+
+nomem:
+    rc = outbox_error_set(err, OUTBOX_ENOMEM, "internal",
+                          "provider \"%s\": out of memory", name);
+cleanup:
+    outbox_provider_free(provider);
+    return rc;
+}
+
+outbox_err outbox_provider_create_file(outbox_provider **out,
+                                       outbox_error *err, const char *name,
+                                       const char *folder)
+{
+    cJSON *config = cJSON_CreateObject();
+    outbox_err rc;
+
+    *out = NULL;
+    if (config == NULL)
+        goto nomem;
+
+    /* A NULL name or folder leaves its key out, so the same checks as for
+     * a config file report it. */
+    if (name != NULL && cJSON_AddStringToObject(config, "name", name) == NULL)
+        goto nomem;
+    if (cJSON_AddStringToObject(config, "type", "file") == NULL)
+        goto nomem;
+    if (folder != NULL
+        && cJSON_AddStringToObject(config, "folder", folder) == NULL)
+        goto nomem;
+
+    rc = outbox_provider_create(out, err, config, NULL);
+    cJSON_Delete(config);
+    return rc;
+
+nomem:
+    cJSON_Delete(config);
+    return outbox_error_set(err, OUTBOX_ENOMEM, "internal",
+                            "file provider: out of memory");
+}
+
+void outbox_provider_free(outbox_provider *provider)
+{
+    if (provider == NULL)
+        return;
+    if (provider->state != NULL && provider->ops->destroy != NULL)
+        provider->ops->destroy(provider->state);
+    free(provider->name);
+    free(provider);
+}
+
+const char *outbox_provider_name(const outbox_provider *provider)
+{
+    return provider->name;
+}
+
+const char *outbox_provider_type(const outbox_provider *provider)
+{
+    return provider->type;
+}
+
+bool outbox_provider_uses_curl(const outbox_provider *provider)
+{
+    return provider->ops->prepare != NULL;
+}
+
+outbox_err outbox_provider_prepare(const outbox_provider *provider,
+                                   void **request, outbox_error *err,
+                                   CURL *easy, const outbox_message *message)
+{
+    *request = NULL;
+    if (provider->ops->prepare == NULL)
+        return outbox_error_set(err, OUTBOX_EINVAL, "internal",
+                                "provider \"%s\" (type %s) does not send "
+                                "through libcurl",
+                                provider->name, provider->type);
+    return provider->ops->prepare(provider->state, request, err, easy,
+                                  message);
+}
+
+void outbox_provider_release(const outbox_provider *provider, void *request)
+{
+    if (request != NULL && provider->ops->release != NULL)
+        provider->ops->release(request);
+}
+
+void outbox_provider_classify(const outbox_provider *provider,
+                              outbox_result *result,
+                              const outbox_response *response)
+{
+    if (provider->ops->classify == NULL) {
+        outbox_result_init(result, OUTBOX_RESULT_MISCONFIGURED);
+        result->status = response->status;
+        outbox_error_set(&result->error, OUTBOX_EINVAL, "internal",
+                         "provider \"%s\" (type %s) cannot classify HTTP "
+                         "responses",
+                         provider->name, provider->type);
+        return;
+    }
+    provider->ops->classify(provider->state, result, response);
+}
+
+void outbox_provider_deliver(const outbox_provider *provider,
+                             outbox_result *result,
+                             const outbox_message *message)
+{
+    if (provider->ops->deliver == NULL) {
+        outbox_result_init(result, OUTBOX_RESULT_MISCONFIGURED);
+        outbox_error_set(&result->error, OUTBOX_EINVAL, "internal",
+                         "provider \"%s\" (type %s) sends through libcurl, "
+                         "not by local delivery",
+                         provider->name, provider->type);
+        return;
+    }
+    provider->ops->deliver(provider->state, result, message);
+}
+
+/* ------------------------------------------------------------------ */
+/* Secrets                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Reads the secret from the variable named by config[key_env]. */
+static outbox_err read_secret_env(char **out, outbox_error *err,
+                                  const char *name, const cJSON *item,
+                                  const char *key, const char *key_env)
+{
+    const char *value;
+
+    if (!cJSON_IsString(item) || item->valuestring[0] == '\0')
+        return outbox_error_set(err, OUTBOX_ECONFIG, "config",
+                                "provider \"%s\": \"%s\" must name an "
+                                "environment variable; or set \"%s\"",
+                                name, key_env, key);
+
+    /* The error names the variable but never quotes its value. */
+    value = getenv(item->valuestring);
+    if (value == NULL || value[0] == '\0')
+        return outbox_error_set(err, OUTBOX_ECONFIG, "config",
+                                "provider \"%s\": environment variable %.80s "
+                                "(from \"%s\") is not set or is empty",
+                                name, item->valuestring, key_env);
+    *out = outbox__strdup(value);
+    if (*out == NULL)
+        return outbox_error_set(err, OUTBOX_ENOMEM, "internal",
+                                "provider \"%s\": out of memory", name);
+    return OUTBOX_EOK;
+}
+
+outbox_err outbox__provider_secret(char **out, outbox_error *err,
+                                   const char *name,
+                                   const struct cJSON *config,
+                                   const char *key, const char *key_env)
+{
+    const cJSON *direct = cJSON_GetObjectItemCaseSensitive(config, key);
+    const cJSON *from_env = cJSON_GetObjectItemCaseSensitive(config, key_env);
+
+    *out = NULL;
+    if (direct == NULL && from_env == NULL)
+        return outbox_error_set(err, OUTBOX_ECONFIG, "config",
+                                "provider \"%s\": missing \"%s\" or \"%s\"",
+                                name, key, key_env);
+    if (direct == NULL)
+        return read_secret_env(out, err, name, from_env, key, key_env);
+
+    if (!cJSON_IsString(direct) || direct->valuestring[0] == '\0')
+        return outbox_error_set(err, OUTBOX_ECONFIG, "config",
+                                "provider \"%s\": \"%s\" must be a non-empty "
+                                "string; or set \"%s\" instead",
+                                name, key, key_env);
+    *out = outbox__strdup(direct->valuestring);
+    if (*out == NULL)
+        return outbox_error_set(err, OUTBOX_ENOMEM, "internal",
+                                "provider \"%s\": out of memory", name);
+    return OUTBOX_EOK;
+}
