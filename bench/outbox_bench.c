@@ -112,7 +112,10 @@ static long count_sent(const char *path)
 
 static pid_t spawn(char *const argv[], const char *log_path)
 {
-    pid_t pid = fork();
+    pid_t pid;
+
+    fflush(stdout);
+    pid = fork();
 
     if (pid == 0) {
         FILE *log = log_path ? freopen(log_path, "w", stderr) : NULL;

@@ -159,7 +159,7 @@ static outbox_err read_log_level(outboxd_config *config, outbox_error *err,
         return OUTBOX_EOK;
     for (size_t i = 0; cJSON_IsString(item) && i < 4; i++) {
         if (strcmp(item->valuestring, names[i]) == 0) {
-            config->log_level = (outbox_log_level)i;
+            config->log_level = (outbox_log_level)(OUTBOX_LOG_ERROR + (int)i);
             return OUTBOX_EOK;
         }
     }

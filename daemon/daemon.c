@@ -542,6 +542,7 @@ int daemon_run(outboxd_config *config, bool drain)
 #endif
     d.logger.fn = daemon_log_line;
     d.logger.context = config;
+    d.logger.max_level = (int)config->log_level;
     config->store.logger = d.logger;
     config->store.owner = owner ? owner : "outboxd";
     if (uv_loop_init(&loop) != 0) {
@@ -593,6 +594,7 @@ int daemon_check(outboxd_config *config)
     d.config = config;
     d.logger.fn = daemon_log_line;
     d.logger.context = config;
+    d.logger.max_level = (int)config->log_level;
     if (create_providers(&d, &err) != OUTBOX_EOK) {
         outbox_log(&d.logger, OUTBOX_LOG_ERROR, "invalid config: %s",
                    err.text);
@@ -604,7 +606,8 @@ int daemon_check(outboxd_config *config)
 
 int daemon_migrate(outboxd_config *config)
 {
-    outbox_logger logger = {daemon_log_line, config};
+    outbox_logger logger = {daemon_log_line, config,
+                            (int)config->log_level};
     outbox_store *store = NULL;
     outbox_error err;
 

@@ -21,5 +21,6 @@ void daemon_log_line(void *context, outbox_log_level level,
         return;
     gmtime_r(&now, &tm);
     strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    fprintf(stderr, "%s %s %s\n", stamp, names[level], line);
+    fprintf(stderr, "%s %s %s\n", stamp, names[level - OUTBOX_LOG_ERROR],
+            line);
 }

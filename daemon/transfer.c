@@ -47,6 +47,12 @@ typedef struct socket_poll {
 
 static transfer *running;        /* curl transfers, for abort on stop */
 
+/* Easy handles of finished transfers, reset and kept for the next ones:
+ * creating a handle per message cost more than the request itself. */
+static CURL **idle_handles;
+static size_t idle_count;
+static size_t idle_capacity;
+
 static void check_done(daemon_state *d);
 
 static void clear_headers(transfer *t)
@@ -66,8 +72,12 @@ static void transfer_free(transfer *t)
     free(t->body);
     if (t->request != NULL)
         outbox_provider_release(t->slot->provider, t->request);
-    if (t->easy != NULL)
+    if (t->easy != NULL && idle_count < idle_capacity) {
+        curl_easy_reset(t->easy);
+        idle_handles[idle_count++] = t->easy;
+    } else if (t->easy != NULL) {
         curl_easy_cleanup(t->easy);
+    }
     outbox_message_free(t->message);
     free(t);
 }
@@ -335,7 +345,7 @@ static void start_curl(daemon_state *d, transfer *t)
     CURLMcode added;
 
     memset(&why, 0, sizeof(why));
-    t->easy = curl_easy_init();
+    t->easy = idle_count > 0 ? idle_handles[--idle_count] : curl_easy_init();
     if (t->easy == NULL) {
         outbox_error_set(&why, OUTBOX_ENOMEM, "internal",
                          "cannot create a libcurl handle");
@@ -455,7 +465,9 @@ int transfers_init(daemon_state *d)
     int rc;
 
     d->multi = curl_multi_init();
-    if (d->multi == NULL)
+    idle_capacity = (size_t)d->config->concurrency;
+    idle_handles = calloc(idle_capacity, sizeof(*idle_handles));
+    if (d->multi == NULL || idle_handles == NULL)
         return UV_ENOMEM;
     rc = uv_timer_init(d->loop, &d->curl_timer);
     if (rc != 0)
@@ -477,5 +489,10 @@ void transfers_close(daemon_state *d)
     if (d->multi != NULL)
         curl_multi_cleanup(d->multi);
     d->multi = NULL;
+    while (idle_count > 0)
+        curl_easy_cleanup(idle_handles[--idle_count]);
+    free(idle_handles);
+    idle_handles = NULL;
+    idle_capacity = 0;
     uv_close((uv_handle_t *)&d->curl_timer, NULL);
 }

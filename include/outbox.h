@@ -75,7 +75,7 @@ outbox_err outbox_error_set(outbox_error *err, outbox_err code,
 /* ------------------------------------------------------------------ */
 
 typedef enum outbox_log_level {
-    OUTBOX_LOG_ERROR,
+    OUTBOX_LOG_ERROR = 1,
     OUTBOX_LOG_WARN,
     OUTBOX_LOG_INFO,
     OUTBOX_LOG_DEBUG,
@@ -91,6 +91,9 @@ typedef void (*outbox_log_fn)(void *context, outbox_log_level level,
 typedef struct outbox_logger {
     outbox_log_fn fn;   /* NULL discards every line */
     void *context;
+    /* Lines above this level are dropped before they are formatted; 0
+     * passes every line to fn. */
+    int max_level;
 } outbox_logger;
 
 void outbox_log(const outbox_logger *logger, outbox_log_level level,
@@ -467,7 +470,7 @@ typedef struct outbox_claim_filter {
 
 /*
  * Claims up to limit due rows in one transaction: each becomes `sending`
- * with a lease. Rows that fail validation, or name a provider that is not
+ * with a lease, and its attempts count includes the coming attempt. Rows that fail validation, or name a provider that is not
  * configured, are marked `failed` in the same transaction and not returned.
  * The caller owns the returned messages (*out, a malloc'd array of *count
  * pointers) and frees them with outbox_messages_free.
@@ -480,10 +483,9 @@ outbox_err outbox_store_claim(outbox_store *store, outbox_message ***out,
 void outbox_messages_free(outbox_message **messages, size_t count);
 
 /*
- * Records that the requests for these messages are about to leave: each
- * row's attempt counter goes up, its Message-ID is stored, and an attempt
- * row is opened. From here on, an expired lease means the outcome is
- * unknown. dispatched[i] is set false for a message whose lease this daemon
+ * Records that the requests for these messages are about to leave: an
+ * attempt row, carrying the Message-ID, is opened for each. From here on,
+ * an expired lease means the outcome is unknown. dispatched[i] is set false for a message whose lease this daemon
  * lost (another daemon took it over): that message must not be sent.
  */
 outbox_err outbox_store_dispatch(outbox_store *store, bool *dispatched,

@@ -6,13 +6,15 @@
  * Durability settings, and why:
  * - journal_mode=WAL lets the ERP read and write while the daemon works;
  *   readers never block the writer.
- * - synchronous=FULL (the default here) syncs the WAL on every commit. The
- *   daemon commits that a request is about to leave before it sends it; if
- *   power loss could undo that commit, a message could be sent twice with
- *   no trace in the database. Grouping many messages per commit keeps the
- *   cost of the sync low. A site that prefers speed over that guarantee may
- *   set "synchronous": "NORMAL", which stays consistent after power loss but
- *   may forget the last commits.
+ * - synchronous: the daemon commits that a request is about to leave
+ *   (dispatch) before it sends it. If power loss could undo that commit, a
+ *   message could be sent twice with no trace in the database, so with the
+ *   default "FULL" the dispatch commit is synced to disk (synchronous=FULL,
+ *   which also makes every earlier commit durable). Other commits run with
+ *   synchronous=NORMAL: WAL stays consistent after power loss, and losing
+ *   the last claims or outcomes cannot cause a duplicate. At worst a
+ *   message the provider accepted shows as `held` after its lease expires.
+ *   A site that accepts that risk for dispatches too may set "NORMAL".
  * - busy_timeout makes a statement wait for an ERP transaction that holds
  *   the write lock instead of failing at once.
  */
@@ -54,12 +56,43 @@ outbox_err outbox__store_fail(outbox_store *store, outbox_error *err,
 outbox_err outbox__store_prepare(outbox_store *store, sqlite3_stmt **stmt,
                                  outbox_error *err, const char *sql)
 {
-    if (sqlite3_prepare_v2(store->db, sql, -1, stmt, NULL) != SQLITE_OK) {
-        *stmt = NULL;
+    outbox_cached_statement *entry;
+
+    *stmt = NULL;
+    for (size_t i = 0; i < store->statement_count; i++) {
+        if (strcmp(store->statements[i].sql, sql) == 0) {
+            *stmt = store->statements[i].stmt;
+            return OUTBOX_EOK;
+        }
+    }
+    if (store->statement_count == OUTBOX_STATEMENT_CACHE)
+        return outbox_error_set(err, OUTBOX_EDATABASE, "internal",
+                                "more than %d distinct statements",
+                                OUTBOX_STATEMENT_CACHE);
+    entry = &store->statements[store->statement_count];
+    entry->sql = outbox__strdup(sql);
+    if (entry->sql == NULL)
+        return outbox_error_set(err, OUTBOX_ENOMEM, "internal",
+                                "out of memory");
+    if (sqlite3_prepare_v3(store->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                           &entry->stmt, NULL)
+        != SQLITE_OK) {
+        free(entry->sql);
+        entry->sql = NULL;
         return outbox__store_fail(store, err, OUTBOX_EDATABASE,
                                   "preparing a statement");
     }
+    store->statement_count++;
+    *stmt = entry->stmt;
     return OUTBOX_EOK;
+}
+
+void outbox__store_finish(sqlite3_stmt *stmt)
+{
+    if (stmt == NULL)
+        return;
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
 }
 
 int outbox__bind_text(sqlite3_stmt *stmt, int index, const char *text)
@@ -88,8 +121,8 @@ double outbox__store_random(outbox_store *store)
     return (double)(x >> 11) / 9007199254740992.0;
 }
 
-static outbox_err exec(outbox_store *store, outbox_error *err,
-                       const char *sql)
+outbox_err outbox__store_exec(outbox_store *store, outbox_error *err,
+                              const char *sql)
 {
     if (sqlite3_exec(store->db, sql, NULL, NULL, NULL) != SQLITE_OK)
         return outbox__store_fail(store, err, OUTBOX_EDATABASE, sql);
@@ -101,12 +134,12 @@ outbox_err outbox__store_transaction(outbox_store *store, outbox_error *err,
                                      void *context)
 {
     for (unsigned tries = 1;; tries++) {
-        outbox_err rc = exec(store, err, "BEGIN IMMEDIATE");
+        outbox_err rc = outbox__store_exec(store, err, "BEGIN IMMEDIATE");
 
         if (rc == OUTBOX_EOK) {
             rc = body(store, context, err);
             if (rc == OUTBOX_EOK)
-                rc = exec(store, err, "COMMIT");
+                rc = outbox__store_exec(store, err, "COMMIT");
             if (rc != OUTBOX_EOK)
                 sqlite3_exec(store->db, "ROLLBACK", NULL, NULL, NULL);
         }
@@ -136,7 +169,7 @@ static outbox_err read_user_version(outbox_store *store, outbox_error *err,
     else
         rc = outbox__store_fail(store, err, OUTBOX_EDATABASE,
                                 "reading PRAGMA user_version");
-    sqlite3_finalize(stmt);
+    outbox__store_finish(stmt);
     return rc;
 }
 
@@ -164,7 +197,7 @@ static outbox_err apply_migration(outbox_store *store, void *context,
                                 sqlite3_errmsg(store->db));
     snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d",
              migration->version);
-    return exec(store, err, pragma);
+    return outbox__store_exec(store, err, pragma);
 }
 
 static outbox_err migrate(outbox_store *store, outbox_error *err)
@@ -199,7 +232,6 @@ static outbox_err migrate(outbox_store *store, outbox_error *err)
 
 static outbox_err apply_settings(outbox_store *store, outbox_error *err)
 {
-    char sql[128];
     outbox_err rc;
 
     if (strcmp(store->synchronous, "FULL") != 0
@@ -209,14 +241,11 @@ static outbox_err apply_settings(outbox_store *store, outbox_error *err)
                                 "not \"%s\"",
                                 store->synchronous);
     sqlite3_busy_timeout(store->db, store->options.busy_timeout_ms);
-    rc = exec(store, err, "PRAGMA journal_mode = WAL");
-    if (rc == OUTBOX_EOK) {
-        snprintf(sql, sizeof(sql), "PRAGMA synchronous = %s",
-                 store->synchronous);
-        rc = exec(store, err, sql);
-    }
+    rc = outbox__store_exec(store, err, "PRAGMA journal_mode = WAL");
     if (rc == OUTBOX_EOK)
-        rc = exec(store, err, "PRAGMA foreign_keys = ON");
+        rc = outbox__store_exec(store, err, "PRAGMA synchronous = NORMAL");
+    if (rc == OUTBOX_EOK)
+        rc = outbox__store_exec(store, err, "PRAGMA foreign_keys = ON");
     return rc;
 }
 
@@ -274,6 +303,10 @@ void outbox_store_close(outbox_store *store)
 {
     if (store == NULL)
         return;
+    for (size_t i = 0; i < store->statement_count; i++) {
+        sqlite3_finalize(store->statements[i].stmt);
+        free(store->statements[i].sql);
+    }
     sqlite3_close_v2(store->db);
     free(store->owner);
     free(store->synchronous);

@@ -40,8 +40,9 @@ enum claim_column {
 #define FIRST_TEXT_COLUMN COL_PROVIDER
 
 static const char claim_sql[] =
-    "UPDATE outbox SET status = 'sending', lease_owner = :owner, "
-    "       lease_until = :lease_until, updated_at = :now "
+    "UPDATE outbox SET status = 'sending', attempts = attempts + 1, "
+    "       lease_owner = :owner, lease_until = :lease_until, "
+    "       updated_at = :now "
     " WHERE id IN (SELECT id FROM outbox "
     "               WHERE status IN ('queued', 'retrying') "
     "                 AND next_attempt_at <= :now "
@@ -153,7 +154,7 @@ static outbox_err run_claim(outbox_store *store, claim_job *job,
         return rc;
     job->rows = calloc(capacity ? capacity : 1, sizeof(*job->rows));
     if (job->rows == NULL) {
-        sqlite3_finalize(stmt);
+        outbox__store_finish(stmt);
         return outbox_error_set(err, OUTBOX_ENOMEM, "internal",
                                 "out of memory claiming rows");
     }
@@ -181,7 +182,7 @@ static outbox_err run_claim(outbox_store *store, claim_job *job,
     if (rc == OUTBOX_EOK && step != SQLITE_DONE && step != SQLITE_ROW)
         rc = outbox__store_fail(store, err, OUTBOX_EDATABASE,
                                 "claiming due rows");
-    sqlite3_finalize(stmt);
+    outbox__store_finish(stmt);
     return rc;
 }
 
@@ -200,7 +201,7 @@ static outbox_err fail_row(outbox_store *store, outbox_error *err,
     if (rc != OUTBOX_EOK)
         return rc;
     sqlite3_bind_int64(stmt, 1, row->id);
-    sqlite3_bind_int(stmt, 2, row->attempts + 1);
+    sqlite3_bind_int(stmt, 2, row->attempts);
     outbox__bind_text(stmt, 3, row->text[COL_PROVIDER]);
     outbox__bind_time(stmt, 4, now);
     outbox__bind_text(stmt, 5, why->kind);
@@ -208,13 +209,13 @@ static outbox_err fail_row(outbox_store *store, outbox_error *err,
     if (sqlite3_step(stmt) != SQLITE_DONE)
         rc = outbox__store_fail(store, err, OUTBOX_EDATABASE,
                                 "recording a failed row");
-    sqlite3_finalize(stmt);
+    outbox__store_finish(stmt);
     if (rc != OUTBOX_EOK)
         return rc;
 
     rc = outbox__store_prepare(
         store, &stmt, err,
-        "UPDATE outbox SET status = 'failed', attempts = attempts + 1, "
+        "UPDATE outbox SET status = 'failed', "
         "       last_error_kind = ?2, last_error = ?3, "
         "       next_attempt_at = NULL, lease_owner = NULL, "
         "       lease_until = NULL, updated_at = ?4 "
@@ -228,7 +229,7 @@ static outbox_err fail_row(outbox_store *store, outbox_error *err,
     if (sqlite3_step(stmt) != SQLITE_DONE)
         rc = outbox__store_fail(store, err, OUTBOX_EDATABASE,
                                 "recording a failed row");
-    sqlite3_finalize(stmt);
+    outbox__store_finish(stmt);
     outbox_log(&store->options.logger, OUTBOX_LOG_WARN,
                "id=%lld key=%s status=failed kind=%s error=\"%s\"",
                (long long)row->id,
@@ -293,7 +294,7 @@ static outbox_err load_attachments(outbox_store *store, outbox_error *err,
         if (size > 0)
             memcpy(item->content, blob, size);
     }
-    sqlite3_finalize(stmt);
+    outbox__store_finish(stmt);
     if (rc != OUTBOX_EOK)
         return outbox_error_set(err, rc, "internal",
                                 "out of memory loading attachments");
@@ -399,7 +400,7 @@ static outbox_err check_row(outbox_store *store, outbox_error *err,
     outbox_time_parse(&created_at, claimed->text[COL_CREATED_AT]);
     memset(&row, 0, sizeof(row));
     row.id = claimed->id;
-    row.attempt = claimed->attempts + 1;
+    row.attempt = claimed->attempts;
     row.created_at = created_at;
     row.provider = claimed->text[COL_PROVIDER];
     row.sender = claimed->text[COL_SENDER];
@@ -509,50 +510,39 @@ typedef struct dispatch_job {
     int64_t now;
 } dispatch_job;
 
+/*
+ * A dispatch writes only the attempt row, never the outbox row: the open
+ * attempt row (finished_at NULL) is what says a request may have left.
+ */
 static outbox_err dispatch(outbox_store *store, void *context,
                            outbox_error *err)
 {
     dispatch_job *job = context;
-    sqlite3_stmt *update = NULL;
     sqlite3_stmt *insert = NULL;
     outbox_err rc = outbox__store_prepare(
-        store, &update, err,
-        "UPDATE outbox SET dispatched_at = ?2, attempts = ?3, "
-        "       message_id = coalesce(message_id, ?4), updated_at = ?2 "
-        " WHERE id = ?1 AND status = 'sending' AND lease_owner = ?5");
+        store, &insert, err,
+        "INSERT INTO delivery_attempt (outbox_id, attempt, provider, "
+        "       started_at, message_id) "
+        "SELECT id, attempts, ?3, ?4, ?5 FROM outbox "
+        " WHERE id = ?1 AND attempts = ?2 AND status = 'sending' "
+        "   AND lease_owner = ?6");
 
-    if (rc == OUTBOX_EOK)
-        rc = outbox__store_prepare(
-            store, &insert, err,
-            "INSERT INTO delivery_attempt (outbox_id, attempt, provider, "
-            "       started_at) VALUES (?1, ?2, ?3, ?4)");
     for (size_t i = 0; rc == OUTBOX_EOK && i < job->count; i++) {
         const outbox_message *message = job->messages[i];
-
-        sqlite3_bind_int64(update, 1, message->id);
-        outbox__bind_time(update, 2, job->now);
-        sqlite3_bind_int(update, 3, message->attempt);
-        outbox__bind_text(update, 4, message->message_id);
-        outbox__bind_text(update, 5, store->owner);
-        if (sqlite3_step(update) != SQLITE_DONE)
-            rc = outbox__store_fail(store, err, OUTBOX_EDATABASE,
-                                    "recording a dispatch");
-        sqlite3_reset(update);
-        job->dispatched[i] = sqlite3_changes(store->db) == 1;
-        if (rc != OUTBOX_EOK || !job->dispatched[i])
-            continue;
 
         sqlite3_bind_int64(insert, 1, message->id);
         sqlite3_bind_int(insert, 2, message->attempt);
         outbox__bind_text(insert, 3, message->provider);
         outbox__bind_time(insert, 4, job->now);
+        outbox__bind_text(insert, 5, message->message_id);
+        outbox__bind_text(insert, 6, store->owner);
         if (sqlite3_step(insert) != SQLITE_DONE)
             rc = outbox__store_fail(store, err, OUTBOX_EDATABASE,
                                     "opening an attempt");
+        job->dispatched[i] = sqlite3_changes(store->db) == 1;
         sqlite3_reset(insert);
     }
-    sqlite3_finalize(update);
-    sqlite3_finalize(insert);
+    outbox__store_finish(insert);
     return rc;
 }
 
@@ -562,10 +552,22 @@ outbox_err outbox_store_dispatch(outbox_store *store, bool *dispatched,
                                  size_t count, int64_t now)
 {
     dispatch_job job = {messages, count, dispatched, now};
+    bool durable = strcmp(store->synchronous, "FULL") == 0;
+    outbox_err rc = OUTBOX_EOK;
 
     for (size_t i = 0; i < count; i++)
         dispatched[i] = false;
-    return outbox__store_transaction(store, err, true, dispatch, &job);
+
+    /* This commit must survive power loss: see the notes in store.c. */
+    if (durable)
+        rc = outbox__store_exec(store, err, "PRAGMA synchronous = FULL");
+    if (rc == OUTBOX_EOK)
+        rc = outbox__store_transaction(store, err, true, dispatch, &job);
+    if (durable && rc == OUTBOX_EOK)
+        rc = outbox__store_exec(store, err, "PRAGMA synchronous = NORMAL");
+    else if (durable)
+        outbox__store_exec(store, NULL, "PRAGMA synchronous = NORMAL");
+    return rc;
 }
 
 static outbox_err release(outbox_store *store, void *context,
@@ -578,7 +580,7 @@ static outbox_err release(outbox_store *store, void *context,
         store, &update, err,
         "UPDATE outbox SET status = CASE WHEN attempts > 1 THEN 'retrying' "
         "       ELSE 'queued' END, attempts = attempts - 1, "
-        "       dispatched_at = NULL, lease_owner = NULL, "
+        "       lease_owner = NULL, "
         "       lease_until = NULL "
         " WHERE id = ?1 AND attempts = ?2 AND status = 'sending' "
         "   AND lease_owner = ?3");
@@ -603,8 +605,8 @@ static outbox_err release(outbox_store *store, void *context,
         sqlite3_reset(update);
         sqlite3_reset(remove);
     }
-    sqlite3_finalize(update);
-    sqlite3_finalize(remove);
+    outbox__store_finish(update);
+    outbox__store_finish(remove);
     return rc;
 }
 
@@ -639,7 +641,7 @@ static outbox_err count_query(outbox_store *store, outbox_error *err,
     if (sqlite3_step(*out) != SQLITE_ROW) {
         rc = outbox__store_fail(store, err, OUTBOX_EDATABASE,
                                 "counting pending rows");
-        sqlite3_finalize(*out);
+        outbox__store_finish(*out);
         *out = NULL;
     }
     return rc;
@@ -675,19 +677,19 @@ outbox_err outbox_store_pending(outbox_store *store, int64_t *count,
     rc = count_query(store, err, waiting_sql, paused, filter, now, &stmt);
     if (rc == OUTBOX_EOK) {
         *count = sqlite3_column_int64(stmt, 0);
-        sqlite3_finalize(stmt);
+        outbox__store_finish(stmt);
         rc = count_query(store, err, sending_sql, paused, filter, now, &stmt);
     }
     if (rc == OUTBOX_EOK) {
         *count += sqlite3_column_int64(stmt, 0);
-        sqlite3_finalize(stmt);
+        outbox__store_finish(stmt);
         rc = count_query(store, err, due_sql, paused, filter, now, &stmt);
     }
     if (rc == OUTBOX_EOK) {
         if (!outbox_time_parse(next_due,
                                (const char *)sqlite3_column_text(stmt, 0)))
             *next_due = 0;
-        sqlite3_finalize(stmt);
+        outbox__store_finish(stmt);
     }
     free(paused);
     return rc;

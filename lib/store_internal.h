@@ -13,8 +13,19 @@
 
 #include "internal.h"
 
+/* Statements are prepared once and kept for the life of the connection:
+ * parsing SQL again for every row cost more than running it. */
+#define OUTBOX_STATEMENT_CACHE 64
+
+typedef struct outbox_cached_statement {
+    char *sql;
+    sqlite3_stmt *stmt;
+} outbox_cached_statement;
+
 struct outbox_store {
     sqlite3 *db;
+    outbox_cached_statement statements[OUTBOX_STATEMENT_CACHE];
+    size_t statement_count;
     outbox_store_options options;
     char *owner;
     char *synchronous;
@@ -27,9 +38,19 @@ struct outbox_store {
 outbox_err outbox__store_fail(outbox_store *store, outbox_error *err,
                               outbox_err code, const char *what);
 
-/* Prepares sql on the store's connection; err names what on failure. */
+/*
+ * Returns the statement for sql, prepared on first use and cached. Hand it
+ * back with outbox__store_finish, never sqlite3_finalize.
+ */
 outbox_err outbox__store_prepare(outbox_store *store, sqlite3_stmt **stmt,
                                  outbox_error *err, const char *sql);
+
+/* Resets a cached statement and clears its bindings. Accepts NULL. */
+void outbox__store_finish(sqlite3_stmt *stmt);
+
+/* Runs sql that returns no rows. */
+outbox_err outbox__store_exec(outbox_store *store, outbox_error *err,
+                              const char *sql);
 
 /* Binds text, or NULL for a NULL pointer. */
 int outbox__bind_text(sqlite3_stmt *stmt, int index, const char *text);

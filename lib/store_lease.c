@@ -6,9 +6,10 @@
  * lease expires, its owner is gone (killed, or the machine stopped), and
  * the row is resolved here by whichever daemon runs upkeep first:
  *
- * - dispatched_at NULL: no request left for it, so it goes back to work
- *   (`queued`, or `retrying` if it had attempts before).
- * - dispatched_at set: a request may have reached the provider and no
+ * - no open attempt row (one with finished_at NULL): no request left for
+ *   it, so it goes back to work (`queued`, or `retrying` if it had
+ *   attempts before), and the claim's attempt count is taken back.
+ * - an open attempt row: a request may have reached the provider and no
  *   answer was recorded. Sending again could deliver twice, so the row
  *   becomes `held` for a person to decide, unless the site chose
  *   retry_unknown, in which case it becomes `retrying`. Either way the open
@@ -56,7 +57,7 @@ static outbox_err run(outbox_store *store, outbox_error *err,
         rc = outbox__store_fail(store, err, OUTBOX_EDATABASE, "lease upkeep");
     if (changes != NULL)
         *changes = sqlite3_changes(store->db);
-    sqlite3_finalize(stmt);
+    outbox__store_finish(stmt);
     return rc;
 }
 
@@ -78,43 +79,52 @@ static outbox_err heartbeat(outbox_store *store, outbox_error *err,
     if (sqlite3_step(stmt) != SQLITE_DONE)
         rc = outbox__store_fail(store, err, OUTBOX_EDATABASE,
                                 "writing the heartbeat");
-    sqlite3_finalize(stmt);
+    outbox__store_finish(stmt);
     return rc;
 }
 
+#define OPEN_ATTEMPT                                                     \
+    "EXISTS (SELECT 1 FROM delivery_attempt AS a "                       \
+    "         WHERE a.outbox_id = outbox.id AND a.attempt = outbox.attempts " \
+    "           AND a.finished_at IS NULL)"
+
 static const char *const expired_dispatched =
-    " WHERE status = 'sending' AND lease_until < :now"
-    "   AND dispatched_at IS NOT NULL";
+    " WHERE status = 'sending' AND lease_until < :now AND " OPEN_ATTEMPT;
 
 static outbox_err resolve_dispatched(outbox_store *store, outbox_error *err,
                                      int64_t now, int *held)
 {
-    char sql[512];
+    char sql[1024];
     outbox_err rc;
-
-    snprintf(sql, sizeof(sql),
-             "UPDATE delivery_attempt SET finished_at = :now, "
-             "       outcome = 'unknown', error_kind = 'outcome_unknown', "
-             "       error = :text "
-             " WHERE finished_at IS NULL "
-             "   AND outbox_id IN (SELECT id FROM outbox %s)",
-             expired_dispatched);
-    rc = run(store, err, sql, now, unknown_text, NULL);
-    if (rc != OUTBOX_EOK)
-        return rc;
 
     /* lease_owner stays, so a late answer from that daemon can still
      * record what happened (see the store's record function). */
     snprintf(sql, sizeof(sql),
              "UPDATE outbox SET status = '%s', next_attempt_at = %s, "
-             "       lease_until = NULL, dispatched_at = NULL, "
-             "       updated_at = :now, "
+             "       lease_until = NULL, updated_at = :now, "
+             "       message_id = coalesce(message_id, (SELECT message_id "
+             "           FROM delivery_attempt AS a WHERE a.outbox_id = id "
+             "            AND a.attempt = attempts)), "
              "       last_error_kind = 'outcome_unknown', last_error = :text"
              "%s",
              store->options.retry_unknown ? "retrying" : "held",
              store->options.retry_unknown ? ":now" : "NULL",
              expired_dispatched);
-    return run(store, err, sql, now, unknown_text, held);
+    rc = run(store, err, sql, now, unknown_text, held);
+    if (rc != OUTBOX_EOK || *held == 0)
+        return rc;
+
+    /* An attempt row is open only while its message is `sending`, so the
+     * open rows of messages that just left that state are the ones to
+     * close. */
+    return run(store, err,
+               "UPDATE delivery_attempt SET finished_at = :now, "
+               "       outcome = 'unknown', error_kind = 'outcome_unknown', "
+               "       error = :text "
+               " WHERE finished_at IS NULL "
+               "   AND (SELECT status FROM outbox "
+               "         WHERE outbox.id = outbox_id) <> 'sending'",
+               now, unknown_text, NULL);
 }
 
 static outbox_err maintain(outbox_store *store, void *context,
@@ -134,12 +144,13 @@ static outbox_err maintain(outbox_store *store, void *context,
                  now, NULL, NULL);
     if (rc == OUTBOX_EOK)
         rc = run(store, err,
-                 "UPDATE outbox SET status = CASE WHEN attempts > 0 "
+                 "UPDATE outbox SET status = CASE WHEN attempts > 1 "
                  "       THEN 'retrying' ELSE 'queued' END, "
+                 "       attempts = attempts - 1, "
                  "       lease_owner = NULL, lease_until = NULL, "
                  "       next_attempt_at = :now, updated_at = :now "
                  " WHERE status = 'sending' AND lease_until < :now "
-                 "   AND dispatched_at IS NULL",
+                 "   AND NOT " OPEN_ATTEMPT,
                  now, NULL, &requeued);
     if (rc == OUTBOX_EOK)
         rc = resolve_dispatched(store, err, now, &held);

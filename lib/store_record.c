@@ -33,8 +33,10 @@ static const char *const move_sql =
     "       next_attempt_at = ?3, last_error_kind = ?4, last_error = ?5, "
     "       provider_message_id = coalesce(?6, provider_message_id), "
     "       sent_at = CASE WHEN ?2 = 'sent' THEN ?7 ELSE sent_at END, "
-    "       lease_owner = NULL, lease_until = NULL, dispatched_at = NULL, "
-    "       updated_at = ?7 "
+    "       message_id = coalesce(message_id, (SELECT message_id "
+    "           FROM delivery_attempt WHERE outbox_id = ?1 "
+    "            AND attempt = ?9)), "
+    "       lease_owner = NULL, lease_until = NULL, updated_at = ?7 "
     " WHERE id = ?1 AND attempts = ?9 AND lease_owner = ?8 "
     "   AND status IN ('sending', 'held')";
 
@@ -248,9 +250,9 @@ static outbox_err record(outbox_store *store, void *context,
             " WHERE outbox_id = ?1 AND attempt < ?2 AND counted = 1");
     for (size_t i = 0; rc == OUTBOX_EOK && i < job->count; i++)
         rc = record_one(store, err, job, &job->outcomes[i]);
-    sqlite3_finalize(job->move);
-    sqlite3_finalize(job->attempt);
-    sqlite3_finalize(job->failures);
+    outbox__store_finish(job->move);
+    outbox__store_finish(job->attempt);
+    outbox__store_finish(job->failures);
     job->move = NULL;
     job->attempt = NULL;
     job->failures = NULL;

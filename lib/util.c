@@ -48,7 +48,8 @@ void outbox_log(const outbox_logger *logger, outbox_log_level level,
     char line[2048];
     va_list args;
 
-    if (logger == NULL || logger->fn == NULL)
+    if (logger == NULL || logger->fn == NULL
+        || (logger->max_level > 0 && (int)level > logger->max_level))
         return;
     va_start(args, format);
     vsnprintf(line, sizeof(line), format, args);

@@ -29,7 +29,7 @@ CREATE TABLE outbox (
                             'queued', 'sending', 'retrying', 'sent',
                             'failed', 'cancelled', 'held',
                             'delivered', 'bounced', 'complained')),
-    attempts            INTEGER NOT NULL DEFAULT 0,
+    attempts            INTEGER NOT NULL DEFAULT 0,  -- includes the current one
     next_attempt_at     TEXT,               -- due time of queued/retrying
     last_error_kind     TEXT,               -- a stable word, e.g. rate_limited
     last_error          TEXT,               -- one sentence naming the field
@@ -38,7 +38,6 @@ CREATE TABLE outbox (
     sent_at             TEXT,
     lease_owner         TEXT,               -- daemon holding a `sending` row
     lease_until         TEXT,
-    dispatched_at       TEXT,               -- set before a request leaves
     created_at          TEXT NOT NULL DEFAULT (datetime('now')),
     updated_at          TEXT NOT NULL DEFAULT (datetime('now'))
 );
@@ -91,6 +90,8 @@ CREATE TABLE outbox_attachment (
 );
 CREATE INDEX outbox_attachment_outbox ON outbox_attachment (outbox_id);
 
+-- An attempt row is written, and committed, before its request leaves; while
+-- finished_at is NULL the request may have reached the provider.
 CREATE TABLE delivery_attempt (
     id                  INTEGER PRIMARY KEY,
     outbox_id           INTEGER NOT NULL REFERENCES outbox (id)
@@ -105,10 +106,13 @@ CREATE TABLE delivery_attempt (
     error_kind          TEXT,
     error               TEXT,               -- provider text, up to 1 KB
     provider_message_id TEXT,
+    message_id          TEXT,               -- the Message-ID it carried
     -- 1 if this attempt uses up one of max_attempts; rate limits do not.
     counted             INTEGER NOT NULL DEFAULT 0,
     UNIQUE (outbox_id, attempt)
 );
+CREATE INDEX delivery_attempt_open ON delivery_attempt (outbox_id)
+    WHERE finished_at IS NULL;
 
 -- One row per running daemon, rewritten every few seconds.
 CREATE TABLE daemon_heartbeat (

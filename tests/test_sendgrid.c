@@ -139,7 +139,7 @@ static void init_full(outbox_message *message)
 static void test_full_body(void)
 {
     log_capture capture = {0, {0}};
-    outbox_logger logger = {capture_log, &capture};
+    outbox_logger logger = {capture_log, &capture, 0};
     outbox_message message;
     outbox_error err = {{0}, {0}};
     char *json = NULL;
@@ -235,7 +235,7 @@ static void test_reserved_outbox_id(void)
 {
     outbox_field metadata[] = {{"outbox_id", "7"}, {"erp_outbox_id", "8"}};
     log_capture capture = {0, {0}};
-    outbox_logger logger = {capture_log, &capture};
+    outbox_logger logger = {capture_log, &capture, 0};
     outbox_message message;
     outbox_error err = {{0}, {0}};
     char *json = NULL;
@@ -262,7 +262,7 @@ static void test_html_only_and_message_id(void)
 {
     outbox_field headers[] = {{"message-id", "<row@erp.example>"}};
     log_capture capture = {0, {0}};
-    outbox_logger logger = {capture_log, &capture};
+    outbox_logger logger = {capture_log, &capture, 0};
     outbox_message message;
     outbox_error err = {{0}, {0}};
     char *json = NULL;
