@@ -3,7 +3,7 @@
  * and stopping.
  *
  * The loop keeps up to `concurrency` deliveries in flight. When enough
- * slots are free it asks the worker for a claim; each claimed message
+ * slots are free it posts a claim job to the worker; each claimed message
  * starts at once. Finished deliveries queue their outcome, and once per
  * loop iteration all queued outcomes go to the worker as one record job.
  *

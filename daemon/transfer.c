@@ -2,7 +2,7 @@
  * transfer.c - deliveries: libcurl's multi interface driven by the libuv
  * loop's sockets and timers, and local deliveries on libuv's thread pool.
  *
- * libcurl tells the loop which sockets to watch (socket callback) and when
+ * libcurl reports which sockets to watch (socket callback) and when
  * to call it back (timer callback); the loop calls curl_multi_socket_action
  * only from its own poll and timer callbacks, never from inside a libcurl
  * callback. One multi handle keeps connections alive and reuses them
@@ -14,7 +14,7 @@
 
 #include "daemon.h"
 
-/* Caps on what is kept of an answer; more is read and dropped. */
+/* Caps on what is kept of a response; more is read and dropped. */
 #define RESPONSE_MAX_HEADERS 64
 #define RESPONSE_MAX_HEADER_BYTES 8192
 #define RESPONSE_MAX_BODY (64 * 1024)
@@ -91,7 +91,7 @@ static size_t on_header(char *data, size_t size, size_t count, void *user)
     char *value;
     size_t value_length;
 
-    /* A new status line starts a new answer (after 100 Continue, say). */
+    /* A new status line starts a new response (after 100 Continue, say). */
     if (length >= 5 && memcmp(data, "HTTP/", 5) == 0) {
         clear_headers(t);
         return length;
@@ -147,7 +147,7 @@ static size_t on_body(char *data, size_t size, size_t count, void *user)
 
 /*
  * libcurl sends a request a second time, on a new connection, when a reused
- * connection closes before any answer. The server may have processed the
+ * connection closes before any response. The server may have processed the
  * first copy, so the count is kept and the attempt row records it.
  */
 static int on_request(void *user, char *primary_ip, char *local_ip,
@@ -255,7 +255,7 @@ static void on_curl_timeout(uv_timer_t *timer)
     check_done(d);
 }
 
-/* libcurl asks for a call back in timeout_ms (0: at the next loop
+/* libcurl requests a call back in timeout_ms (0: at the next loop
  * iteration, -1: no timer). The call happens from the loop, not here. */
 static int on_timer(CURLM *multi, long timeout_ms, void *user)
 {

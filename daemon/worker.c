@@ -5,7 +5,7 @@
  * outcomes of those jobs in one transaction first, so a burst of finished
  * deliveries costs one commit, then runs the other jobs in order.
  *
- * An idle daemon asks for a claim every few milliseconds. The worker then
+ * An idle daemon posts a claim job every few milliseconds. The worker then
  * skips the claim query unless something may have changed: another
  * connection committed (PRAGMA data_version), this worker wrote rows, the
  * set of paused providers changed, or a scheduled row became due.

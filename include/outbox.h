@@ -153,10 +153,11 @@ typedef struct outbox_address_list {
 /*
  * Parses an RFC 5322 address list such as
  * `"Meier, Anna" <a.meier@example.org>, b@example.org`. A comma or a
- * semicolon separates addresses; comments in parentheses are dropped; group
- * syntax is rejected. field names the column in error texts. On failure out
- * is left empty and err says which address is wrong and why.
- * The caller frees out with outbox_address_list_clear.
+ * semicolon separates addresses. Comments in parentheses are dropped, and
+ * group syntax is rejected. field names the column in error texts. Entries
+ * already in out are overwritten, not freed. On failure out is left empty
+ * and err names the wrong address and the problem. The caller frees out
+ * with outbox_address_list_clear.
  */
 outbox_err outbox_address_list_parse(outbox_address_list *out,
                                      outbox_error *err, const char *field,
@@ -178,8 +179,9 @@ bool outbox_header_value_is_safe(const char *value);
 /*
  * Encodes text as RFC 2047 encoded words when it is not plain printable
  * ASCII, so it can be a Subject or other unstructured header value. Words
- * are at most 75 characters, separated by CRLF SP so that each line stays
- * within 78 characters. Returns a malloc'd string the caller frees, or NULL
+ * are at most 75 characters, separated by CRLF SP, so each continuation
+ * line stays within 76 characters. The first line also carries the field
+ * name; a caller that needs it short folds after the colon. Returns a malloc'd string the caller frees, or NULL
  * when out of memory.
  */
 char *outbox_header_encode_text(const char *text);
@@ -264,14 +266,16 @@ typedef struct outbox_message {
 } outbox_message;
 
 /*
- * Checks row and builds a message from it. Addresses are parsed and repeats
- * across to, cc and bcc removed (case-insensitively, first place wins);
- * header values must not hold CR, LF or NUL; headers and metadata must be
- * JSON objects; at least one body is required; every cap in limits holds.
- * On failure *out is NULL and err names the field and the problem; the kind
- * is one of invalid_sender, invalid_recipients, invalid_header_value,
- * invalid_headers, invalid_metadata, missing_body, invalid_attachment,
- * invalid_text, limit_exceeded.
+ * Checks row and builds a message from it. Addresses are parsed, and an
+ * address repeated across to, cc and bcc is kept once, in the first of
+ * them (compared without regard to case). Header values must not contain
+ * CR, LF or NUL, headers and metadata must be JSON objects, at least one
+ * body is required, and every cap in limits applies. On failure *out is
+ * NULL and err names the field and the problem. The kind is one of
+ * invalid_sender, invalid_recipients, invalid_cc, invalid_bcc,
+ * invalid_reply_to, invalid_header_value, invalid_headers,
+ * invalid_metadata, missing_body, invalid_attachment, invalid_text,
+ * limit_exceeded, or out_of_memory.
  */
 outbox_err outbox_message_build(outbox_message **out, outbox_error *err,
                                 const outbox_row *row,
@@ -314,9 +318,9 @@ typedef struct outbox_result {
 /* Sets result to kind with empty fields and counts_as_failure true. */
 void outbox_result_init(outbox_result *result, outbox_result_kind kind);
 
-/* The answer to one transfer, captured by the caller for classification. */
+/* The response to one transfer, captured by the caller for classification. */
 typedef struct outbox_response {
-    CURLcode curl_code;          /* CURLE_OK when an answer arrived */
+    CURLcode curl_code;          /* CURLE_OK when a response arrived */
     const char *curl_error;      /* libcurl's error text, or "" */
     long status;                 /* HTTP status; 0 when none arrived */
     const outbox_field *headers; /* response headers, in order */
@@ -324,7 +328,7 @@ typedef struct outbox_response {
     const char *body;            /* NUL-terminated, at most body_cap bytes */
     size_t body_size;
     bool body_truncated;         /* the body was longer than the cap */
-    int64_t now;                 /* unix time the answer arrived */
+    int64_t now;                 /* unix time the response arrived */
 } outbox_response;
 
 /* Returns the value of the first header called name (any case), or NULL. */
@@ -374,8 +378,8 @@ bool outbox_provider_uses_curl(const outbox_provider *provider);
 /*
  * Sets up easy (a fresh or reset libcurl handle) to deliver message.
  * *request receives buffers that must live until the transfer ends; free
- * them with outbox_provider_release. On failure nothing is left to free and
- * err says why the message cannot be sent (a permanent failure).
+ * them with outbox_provider_release. On failure nothing is left to free,
+ * and err describes why the message cannot be sent (a permanent failure).
  */
 outbox_err outbox_provider_prepare(const outbox_provider *provider,
                                    void **request, outbox_error *err,

@@ -10,7 +10,7 @@
  *   it, so it goes back to work (`queued`, or `retrying` if it had
  *   attempts before), and the claim's attempt count is taken back.
  * - an open attempt row: a request may have reached the provider and no
- *   answer was recorded. Sending again could deliver twice, so the row
+ *   response was recorded. Sending again could deliver twice, so the row
  *   becomes `held` for a person to decide, unless the site chose
  *   retry_unknown, in which case it becomes `retrying`. Either way the open
  *   attempt row is closed with outcome `unknown`, so the database says a
@@ -97,7 +97,7 @@ static outbox_err resolve_dispatched(outbox_store *store, outbox_error *err,
     char sql[1024];
     outbox_err rc;
 
-    /* lease_owner stays, so a late answer from that daemon can still
+    /* lease_owner stays, so a late response to that daemon's request can still
      * record what happened (see the store's record function). */
     snprintf(sql, sizeof(sql),
              "UPDATE outbox SET status = '%s', next_attempt_at = %s, "

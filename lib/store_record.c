@@ -13,7 +13,7 @@
  * daemon's lease, writes the attempt row in the same transaction, and logs
  * one line. A row that upkeep already turned `held` (this daemon's lease
  * expired while the request was out) still takes a late sent, failed or
- * retry result: the answer is better evidence than the guess.
+ * retry result: the provider's response is better evidence than the guess.
  */
 #include <stdio.h>
 #include <string.h>
