@@ -1,0 +1,103 @@
+"""End to end: failures seen in other email queues, replayed against
+outboxd and SendGrid's API on a mock provider."""
+
+import json
+import time
+
+from harness import (Mock, Outbox, check, check_equal, finish, sendgrid,
+                     workdir)
+
+ROW = dict(sender="Buchhaltung <billing@example.com>",
+           recipients="kunde@example.org", subject="Rechnung",
+           body_text="Anbei Ihre Rechnung.")
+
+
+def test_two_daemons_never_share_a_row():
+    """Two daemons on one database: 300 rows, 300 requests, no outbox id
+    twice, one attempt each."""
+    directory = workdir()
+    mock = Mock(directory, default="slow=20:202")
+    outbox = Outbox(directory, [sendgrid(mock.url)], concurrency=16,
+                    claim_batch=8)
+    ids = [outbox.insert(**dict(ROW, recipients=f"test+{n}@example.org"))
+           for n in range(300)]
+    first = outbox.start("--drain")
+    second = outbox.start("--drain")
+    check_equal(first.wait(timeout=120), 0, "first daemon exit code")
+    check_equal(second.wait(timeout=120), 0, "second daemon exit code")
+
+    sent_ids = [json.loads(r["body"])["personalizations"][0]["custom_args"]
+                ["outbox_id"] for r in mock.requests()]
+    check_equal(len(sent_ids), 300, "requests made")
+    check_equal(len(set(sent_ids)), 300, "distinct outbox ids")
+    rows = outbox.query("SELECT status, attempts, count(*) AS n FROM outbox "
+                        "GROUP BY status, attempts")
+    check_equal(rows, [{"status": "sent", "attempts": 1, "n": len(ids)}],
+                "every row sent after one attempt")
+    mock.stop()
+
+
+def test_lease_renewed_during_slow_transfer():
+    """A lease of 3 s and a provider that takes 7 s: the lease is renewed,
+    so the row is sent once and never taken over."""
+    directory = workdir()
+    mock = Mock(directory, script="slow=7000:202")
+    outbox = Outbox(directory, [sendgrid(mock.url, timeout_seconds=20)],
+                    lease_seconds=3, heartbeat_seconds=1)
+    row_id = outbox.insert(**ROW)
+    first = outbox.start("--drain")
+    time.sleep(1)
+    second = outbox.start("--drain")
+    check_equal(first.wait(timeout=60), 0, "first daemon exit code")
+    check_equal(second.wait(timeout=60), 0, "second daemon exit code")
+    check_equal(len(mock.requests()), 1, "requests made")
+    row = outbox.row(row_id)
+    check_equal(row["status"], "sent", "status")
+    check_equal(row["attempts"], 1, "attempts")
+    mock.stop()
+
+
+def test_rate_limit_reset_header():
+    """SendGrid's 429 names its reset time in X-RateLimit-Reset: the next
+    attempt waits for it and the row is then sent."""
+    directory = workdir()
+    mock = Mock(directory, script="429:reset=3,202")
+    outbox = Outbox(directory, [sendgrid(mock.url)])
+    row_id = outbox.insert(**ROW)
+    check_equal(outbox.drain(), 0, "drain exit code")
+    requests = mock.requests()
+    check_equal(len(requests), 2, "requests made")
+    if len(requests) == 2:
+        gap = requests[1]["received_at"] - requests[0]["received_at"]
+        check(gap >= 2.0, f"the retry waited for the reset: {gap:.2f}s")
+    attempts = outbox.attempts(row_id)
+    check_equal([a["error_kind"] for a in attempts], ["rate_limited", None],
+                "attempt error kinds")
+    check_equal(outbox.row(row_id)["status"], "sent", "status")
+    mock.stop()
+
+
+def test_too_large_for_sendgrid():
+    """A 24 MiB attachment is over SendGrid's 30 MB once base64-encoded: the
+    row fails before any request, and the error gives both sizes."""
+    directory = workdir()
+    mock = Mock(directory)
+    outbox = Outbox(directory, [sendgrid(mock.url)])
+    row_id = outbox.insert(**ROW)
+    outbox.attach(row_id, "scan.pdf", "application/pdf",
+                  bytes(24 * 1024 * 1024))
+    check_equal(outbox.drain(), 0, "drain exit code")
+    row = outbox.row(row_id)
+    check_equal(row["status"], "failed", "status")
+    check_equal(row["last_error_kind"], "message_too_large", "error kind")
+    check("30000000" in (row["last_error"] or ""),
+          f"last_error names the cap: {row['last_error']}")
+    check_equal(len(mock.requests()), 0, "requests made")
+    mock.stop()
+
+
+test_two_daemons_never_share_a_row()
+test_lease_renewed_during_slow_transfer()
+test_rate_limit_reset_header()
+test_too_large_for_sendgrid()
+finish()

@@ -1,0 +1,298 @@
+/*
+ * test_store.c - the SQLite store on its own: schema, settings, claims,
+ * dispatches, outcomes and lease upkeep, driven with explicit times.
+ */
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "outbox.h"
+
+static char folder[] = "/tmp/outbox-store-XXXXXX";
+static char path[256];
+
+static const char *const configured[] = {"sendgrid"};
+static const outbox_claim_filter filter = {"sendgrid", configured, 1, NULL, 0};
+
+static sqlite3 *side_connection(void)
+{
+    sqlite3 *db = NULL;
+
+    sqlite3_open(path, &db);
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+static void run_sql(const char *sql)
+{
+    sqlite3 *db = side_connection();
+    char *message = NULL;
+
+    if (sqlite3_exec(db, sql, NULL, NULL, &message) != SQLITE_OK)
+        CHECK_FAIL("SQL failed: %s: %s", sql, message);
+    sqlite3_free(message);
+    sqlite3_close(db);
+}
+
+/* Returns the first column of the first row as a malloc'd string. */
+static char *query_text(const char *sql)
+{
+    sqlite3 *db = side_connection();
+    sqlite3_stmt *stmt = NULL;
+    char *text = NULL;
+
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK
+        && sqlite3_step(stmt) == SQLITE_ROW
+        && sqlite3_column_text(stmt, 0) != NULL) {
+        const char *value = (const char *)sqlite3_column_text(stmt, 0);
+
+        text = malloc(strlen(value) + 1);
+        if (text != NULL)
+            strcpy(text, value);
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return text;
+}
+
+#define CHECK_QUERY(sql, want)                                           \
+    do {                                                                 \
+        char *check_text_ = query_text(sql);                             \
+        CHECK_STR(check_text_, want);                                    \
+        free(check_text_);                                               \
+    } while (0)
+
+static outbox_store *open_store(const char *owner)
+{
+    outbox_store_options options;
+    outbox_store *store = NULL;
+    outbox_error err;
+
+    outbox_store_options_default(&options);
+    options.owner = owner;
+    options.lease_seconds = 60;
+    options.retry.jitter = 0;
+    if (outbox_store_open(&store, &err, path, &options) != OUTBOX_EOK)
+        CHECK_FAIL("open failed: %s", err.text);
+    return store;
+}
+
+static void insert_invoice(const char *key)
+{
+    char sql[512];
+
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO outbox (sender, recipients, subject, body_text, "
+             "message_key) VALUES ('Billing <billing@example.com>', "
+             "'kunde@example.org', 'Invoice', 'text', '%s')",
+             key);
+    run_sql(sql);
+}
+
+static void schema_and_settings(void)
+{
+    outbox_store *store = open_store("a");
+    outbox_store_options options;
+    outbox_store *newer = NULL;
+    outbox_error err;
+
+    CHECK_CASE("schema version and WAL");
+    CHECK_QUERY("PRAGMA user_version", "1");
+    CHECK_QUERY("PRAGMA journal_mode", "wal");
+    outbox_store_close(store);
+
+    CHECK_CASE("a newer schema is rejected");
+    run_sql("PRAGMA user_version = 99");
+    outbox_store_options_default(&options);
+    CHECK_INT(outbox_store_open(&newer, &err, path, &options),
+              OUTBOX_ESCHEMA);
+    CHECK(newer == NULL);
+    CHECK_CONTAINS(err.text, "schema version 99 is newer");
+    run_sql("PRAGMA user_version = 1");
+}
+
+static outbox_message **claim(outbox_store *store, size_t *count,
+                              size_t limit, int64_t now)
+{
+    outbox_message **messages = NULL;
+    outbox_error err;
+
+    if (outbox_store_claim(store, &messages, count, &err, &filter, limit, now)
+        != OUTBOX_EOK)
+        CHECK_FAIL("claim failed: %s", err.text);
+    return messages;
+}
+
+static void claim_dispatch_record(void)
+{
+    outbox_store *store = open_store("a");
+    int64_t now = (int64_t)time(NULL);
+    outbox_message **messages;
+    outbox_outcome outcome;
+    outbox_error err;
+    bool dispatched = false;
+    size_t count = 0;
+
+    insert_invoice("claim-1");
+    run_sql("INSERT INTO outbox (sender, recipients, body_text, send_after) "
+            "VALUES ('a@example.com', 'b@example.org', 'later', "
+            "'2999-01-01 00:00:00')");
+    run_sql("INSERT INTO outbox (sender, recipients, body_text) "
+            "VALUES ('', 'b@example.org', 'no sender')");
+
+    CHECK_CASE("claim takes the due valid row and fails the bad one");
+    messages = claim(store, &count, 10, now);
+    CHECK_INT(count, 1);
+    CHECK_QUERY("SELECT status || ' ' || attempts FROM outbox "
+                "WHERE message_key = 'claim-1'",
+                "sending 1");
+    CHECK_QUERY("SELECT status || ' ' || last_error_kind FROM outbox "
+                "WHERE body_text = 'no sender'",
+                "failed invalid_sender");
+    CHECK_QUERY("SELECT status FROM outbox WHERE body_text = 'later'",
+                "queued");
+
+    CHECK_CASE("a second claim finds nothing");
+    {
+        size_t again = 0;
+        outbox_message **none = claim(store, &again, 10, now);
+
+        CHECK_INT(again, 0);
+        outbox_messages_free(none, again);
+    }
+
+    CHECK_CASE("dispatch opens the attempt row");
+    if (count == 1) {
+        CHECK_INT(outbox_store_dispatch(store, &dispatched, &err, messages, 1,
+                                        now),
+                  OUTBOX_EOK);
+        CHECK(dispatched);
+        CHECK_QUERY("SELECT count(*) FROM delivery_attempt "
+                    "WHERE finished_at IS NULL",
+                    "1");
+
+        CHECK_CASE("a sent outcome closes it and moves the row");
+        memset(&outcome, 0, sizeof(outcome));
+        outcome.id = messages[0]->id;
+        outcome.attempt = messages[0]->attempt;
+        outcome.created_at = now;
+        outcome.started_at = now;
+        outcome.finished_at = now;
+        snprintf(outcome.provider, sizeof(outcome.provider), "sendgrid");
+        outbox_result_init(&outcome.result, OUTBOX_RESULT_SENT);
+        outcome.result.status = 202;
+        snprintf(outcome.result.provider_message_id,
+                 sizeof(outcome.result.provider_message_id), "abc123");
+        CHECK_INT(outbox_store_record(store, &err, &outcome, 1), OUTBOX_EOK);
+        CHECK_QUERY("SELECT status || ' ' || provider_message_id || ' ' || "
+                    "(message_id IS NOT NULL) FROM outbox "
+                    "WHERE message_key = 'claim-1'",
+                    "sent abc123 1");
+        CHECK_QUERY("SELECT outcome || ' ' || status_code FROM "
+                    "delivery_attempt WHERE provider_message_id = 'abc123'",
+                    "sent 202");
+    }
+    outbox_messages_free(messages, count);
+    outbox_store_close(store);
+}
+
+static void retry_schedules_next_attempt(void)
+{
+    outbox_store *store = open_store("a");
+    int64_t now = (int64_t)time(NULL) + 10;
+    outbox_outcome outcome;
+    outbox_error err;
+    bool dispatched;
+    size_t count = 0;
+    outbox_message **messages;
+
+    insert_invoice("retry-1");
+
+    CHECK_CASE("a retry result schedules the next attempt");
+    messages = claim(store, &count, 10, now);
+    CHECK_INT(count, 1);
+    if (count == 1) {
+        outbox_store_dispatch(store, &dispatched, &err, messages, 1, now);
+        memset(&outcome, 0, sizeof(outcome));
+        outcome.id = messages[0]->id;
+        outcome.attempt = messages[0]->attempt;
+        outcome.created_at = now;
+        outcome.finished_at = now;
+        snprintf(outcome.provider, sizeof(outcome.provider), "sendgrid");
+        outbox_result_init(&outcome.result, OUTBOX_RESULT_RETRY);
+        outcome.result.status = 503;
+        outbox_error_set(&outcome.result.error, OUTBOX_EPROVIDER,
+                         "provider_unavailable", "HTTP 503");
+        CHECK_INT(outbox_store_record(store, &err, &outcome, 1), OUTBOX_EOK);
+        CHECK_QUERY("SELECT status || ' ' || last_error_kind || ' ' || "
+                    "(strftime('%s', next_attempt_at) - strftime('%s', "
+                    "updated_at)) FROM outbox WHERE message_key = 'retry-1'",
+                    "retrying provider_unavailable 31");
+    }
+    outbox_messages_free(messages, count);
+    outbox_store_close(store);
+}
+
+static void expired_leases(void)
+{
+    outbox_store *dead = open_store("dead-daemon");
+    outbox_store *alive;
+    int64_t now = (int64_t)time(NULL) + 100;
+    outbox_message **messages;
+    outbox_error err;
+    bool dispatched[2];
+    size_t count = 0;
+
+    run_sql("UPDATE outbox SET status = 'cancelled' "
+            "WHERE status IN ('queued', 'retrying')");
+    insert_invoice("lease-undispatched");
+    insert_invoice("lease-dispatched");
+    messages = claim(dead, &count, 10, now);
+    CHECK_CASE("both rows claimed by the daemon that then dies");
+    CHECK_INT(count, 2);
+    if (count == 2) {
+        /* Only the second request may have left. */
+        outbox_store_dispatch(dead, dispatched, &err, messages + 1, 1, now);
+    }
+    outbox_messages_free(messages, count);
+    outbox_store_close(dead);
+
+    alive = open_store("alive-daemon");
+    CHECK_CASE("leases are left alone before they expire");
+    CHECK_INT(outbox_store_maintain(alive, &err, now + 30), OUTBOX_EOK);
+    CHECK_QUERY("SELECT group_concat(status) FROM outbox "
+                "WHERE message_key LIKE 'lease-%'",
+                "sending,sending");
+
+    CHECK_CASE("an undispatched row goes back, a dispatched one is held");
+    CHECK_INT(outbox_store_maintain(alive, &err, now + 61), OUTBOX_EOK);
+    CHECK_QUERY("SELECT status || ' ' || attempts FROM outbox "
+                "WHERE message_key = 'lease-undispatched'",
+                "queued 0");
+    CHECK_QUERY("SELECT status || ' ' || last_error_kind || ' ' || attempts "
+                "FROM outbox WHERE message_key = 'lease-dispatched'",
+                "held outcome_unknown 1");
+    CHECK_QUERY("SELECT a.outcome FROM delivery_attempt AS a JOIN outbox AS o"
+                " ON o.id = a.outbox_id "
+                "WHERE o.message_key = 'lease-dispatched'",
+                "unknown");
+    CHECK_QUERY("SELECT count(*) FROM daemon_heartbeat "
+                "WHERE owner = 'alive-daemon'",
+                "1");
+    outbox_store_close(alive);
+}
+
+int main(void)
+{
+    if (mkdtemp(folder) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(path, sizeof(path), "%s/outbox.db", folder);
+    schema_and_settings();
+    claim_dispatch_record();
+    retry_schedules_next_attempt();
+    expired_leases();
+    CHECK_DONE();
+}
