@@ -69,8 +69,11 @@ static outbox_err read_int(outbox_error *err, const char *path,
     if (item == NULL)
         return OUTBOX_EOK;
     value = item->valuedouble;
-    if (!cJSON_IsNumber(item) || value != (double)(long long)value
-        || value < key->min || value > key->max)
+
+    /* The range check comes before the cast: casting a double outside the
+     * range of long long is undefined behaviour. */
+    if (!cJSON_IsNumber(item) || !(value >= key->min && value <= key->max)
+        || value != (double)(long long)value)
         return outbox_error_set(err, OUTBOX_ECONFIG, "config",
                                 "%s: \"%s%s\" must be a whole number from "
                                 "%d to %d",
