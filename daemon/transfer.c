@@ -31,6 +31,7 @@ typedef struct transfer {
     char *body;
     size_t body_size;
     bool body_truncated;
+    bool headers_complete;       /* the blank line after the headers came */
     char error[CURL_ERROR_SIZE];
     int requests;                /* times libcurl sent the request */
     uv_work_t work;              /* local deliveries */
@@ -94,6 +95,11 @@ static size_t on_header(char *data, size_t size, size_t count, void *user)
     /* A new status line starts a new response (after 100 Continue, say). */
     if (length >= 5 && memcmp(data, "HTTP/", 5) == 0) {
         clear_headers(t);
+        t->headers_complete = false;
+        return length;
+    }
+    if ((length == 2 && data[0] == '\r') || (length == 1 && data[0] == '\n')) {
+        t->headers_complete = true;
         return length;
     }
     colon = memchr(data, ':', length);
@@ -289,6 +295,20 @@ static void finish_curl(daemon_state *d, transfer *t, CURLcode code)
     long status = 0;
 
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+
+    /* libcurl 7.88 reports success when the connection closes in the
+     * middle of the headers. Such a response is not an answer: it becomes
+     * a network error, and the text keeps the status that did arrive,
+     * since the provider may have accepted the message. */
+    if (code == CURLE_OK && status > 0 && !t->headers_complete) {
+        snprintf(t->error, sizeof(t->error),
+                 "the connection closed in the middle of the response "
+                 "headers after status %ld; the provider may have accepted "
+                 "the message",
+                 status);
+        code = CURLE_PARTIAL_FILE;
+        status = 0;
+    }
     memset(&response, 0, sizeof(response));
     response.curl_code = code;
     response.curl_error = t->error[0] ? t->error : curl_easy_strerror(code);
