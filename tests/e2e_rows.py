@@ -56,6 +56,21 @@ BAD_ROWS = [
      "provider_not_configured", "sparkpost"),
     ("send_after not a date", row_with(send_after="next tuesday"),
      "invalid_send_after", "send_after"),
+    ("send_after a number", row_with(send_after=1735689600),
+     "invalid_send_after", "send_after"),
+    ("local part over 64 bytes", row_with(recipients="a" * 65 + "@example.org"),
+     "invalid_recipients", "recipients"),
+    ("1001 recipients",
+     row_with(recipients=", ".join(f"r{n}@example.org" for n in range(1001))),
+     "limit_exceeded", "recipients"),
+    ("30 MB body", row_with(body_text="x" * (30 * 1024 * 1024)),
+     "limit_exceeded", "body_text"),
+    ("NUL in body", row_with(body_text="Anbei\x00 Ihre Rechnung"),
+     "invalid_text", "body_text"),
+    ("headers with a number", row_with(headers='{"X-Count": 3}'),
+     "invalid_headers", "X-Count"),
+    ("reserved header", row_with(headers='{"Bcc": "x@example.net"}'),
+     "invalid_headers", "Bcc"),
 ]
 
 
@@ -73,6 +88,15 @@ def test_bad_rows_fail_alone():
     attachment_row = outbox.insert(**GOOD)
     outbox.attach(attachment_row, "rechnung.pdf\r\nContent-Type: text/html",
                   "application/pdf", b"%PDF-1.4")
+    unnamed_row = outbox.insert(**GOOD)
+    outbox.attach(unnamed_row, None, "application/pdf", b"%PDF-1.4")
+    db = outbox.connect()
+    invalid_utf8_row = db.execute(
+        "INSERT INTO outbox (sender, recipients, subject, body_text) "
+        "VALUES (?, ?, CAST(x'52656368c3' AS TEXT), ?)",
+        (GOOD["sender"], GOOD["recipients"], GOOD["body_text"])).lastrowid
+    db.commit()
+    db.close()
     check_equal(outbox.drain(), 0, "drain exit code")
 
     for row_id, name, kind, text in bad_ids:
@@ -85,6 +109,12 @@ def test_bad_rows_fail_alone():
         check_equal(row["next_attempt_at"], None, f"{name}: next_attempt_at")
     check_equal(outbox.row(attachment_row)["last_error_kind"],
                 "invalid_header_value", "CRLF in attachment filename")
+    check_equal(outbox.row(unnamed_row)["last_error_kind"],
+                "invalid_attachment", "attachment without a filename")
+    kind = outbox.query("SELECT last_error_kind FROM outbox WHERE id = ?",
+                        invalid_utf8_row)
+    check_equal(kind, [{"last_error_kind": "invalid_text"}],
+                "invalid UTF-8 in the subject")
 
     check_equal(outbox.row(first_good)["status"], "sent", "good row status")
     check_equal(outbox.row(last_good)["status"], "sent",
@@ -102,6 +132,53 @@ def test_bad_rows_fail_alone():
           "the literal subject goes out as text")
     stuck = outbox.query("SELECT id FROM outbox_stuck")
     check_equal(stuck, [], "failed rows are not stuck")
+    mock.stop()
+
+
+def test_unusual_rows_are_sent():
+    """Valid but unusual input goes out as written."""
+    directory = workdir()
+    mock = Mock(directory)
+    outbox = Outbox(directory, [sendgrid(mock.url)])
+    thousand = ", ".join(f"r{n}@example.org" for n in range(1000))
+    rows = {
+        "comma in quotes": row_with(
+            recipients='"Meier, Anna" <a.meier@example.org>'),
+        "non-ASCII": row_with(sender="Jürgen Müller <j.mueller@example.com>",
+                              subject="Mahnung für Zoë – 3. Stufe"),
+        "plus address": row_with(recipients="kunde+rechnung@example.org"),
+        "IDN domain": row_with(recipients="info@bücher.example"),
+        "1000 recipients": row_with(recipients=thousand),
+        "semicolons": row_with(recipients="a@example.org; b@example.org;"),
+    }
+    ids = {name: outbox.insert(**columns) for name, columns in rows.items()}
+    check_equal(outbox.drain(), 0, "drain exit code")
+    bodies = {}
+    for request in mock.requests():
+        body = json.loads(request["body"])
+        bodies[int(body["personalizations"][0]["custom_args"]
+                   ["outbox_id"])] = body
+    for name, row_id in ids.items():
+        check_equal(outbox.row(row_id)["status"], "sent", f"{name}: status")
+    to = lambda name: bodies.get(ids[name], {}).get(  # noqa: E731
+        "personalizations", [{}])[0].get("to")
+    # SendGrid splits recipient names at commas unless they are quoted.
+    check_equal(to("comma in quotes"),
+                [{"email": "a.meier@example.org", "name": '"Meier, Anna"'}],
+                "display name with a comma")
+    non_ascii = bodies.get(ids["non-ASCII"], {})
+    check_equal(non_ascii.get("subject"), "Mahnung für Zoë – 3. Stufe",
+                "non-ASCII subject")
+    check_equal(non_ascii.get("from"), {"email": "j.mueller@example.com",
+                                        "name": "Jürgen Müller"},
+                "non-ASCII sender name")
+    check_equal(to("plus address"), [{"email": "kunde+rechnung@example.org"}],
+                "plus address")
+    check_equal(to("IDN domain"), [{"email": "info@bücher.example"}],
+                "IDN domain")
+    check_equal(len(to("1000 recipients") or []), 1000, "1000 recipients")
+    check_equal([a["email"] for a in to("semicolons") or []],
+                ["a@example.org", "b@example.org"], "semicolon separators")
     mock.stop()
 
 
@@ -180,6 +257,7 @@ def test_stuck_view_reasons():
 
 
 test_bad_rows_fail_alone()
+test_unusual_rows_are_sent()
 test_unique_message_key()
 test_schedule_cancel_priority()
 test_stuck_view_reasons()

@@ -6,6 +6,7 @@ checks the rows, the attempt history and the requests the mock received.
 CTest passes the paths of the built programs in OUTBOXD and MOCK_PROVIDER.
 """
 
+import atexit
 import json
 import os
 import signal
@@ -53,6 +54,9 @@ class Mock:
             args += ["--script", script]
         args += list(extra)
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+        # A test that fails with an exception must not leave the mock
+        # running.
+        atexit.register(self.process.kill)
         deadline = time.time() + 10
         while not os.path.exists(port_file):
             if time.time() > deadline or self.process.poll() is not None:
