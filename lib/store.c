@@ -246,6 +246,14 @@ static outbox_err apply_settings(outbox_store *store, outbox_error *err)
         rc = outbox__store_exec(store, err, "PRAGMA synchronous = NORMAL");
     if (rc == OUTBOX_EOK)
         rc = outbox__store_exec(store, err, "PRAGMA foreign_keys = ON");
+    /* A claim's multi-row UPDATE keeps a statement journal, which with
+     * the default temp_store spilled to a new temporary file (created and
+     * unlinked) on every claim. */
+    if (rc == OUTBOX_EOK)
+        rc = outbox__store_exec(store, err, "PRAGMA temp_store = MEMORY");
+    /* Reading pages through a memory map saves a pread per page. */
+    if (rc == OUTBOX_EOK)
+        rc = outbox__store_exec(store, err, "PRAGMA mmap_size = 268435456");
     return rc;
 }
 
