@@ -69,6 +69,46 @@ void outbox_time_format(char out[OUTBOX_TIME_TEXT_SIZE], int64_t t)
     strftime(out, OUTBOX_TIME_TEXT_SIZE, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
+/* Reads the digits of text[from, from + count) as a number; -1 if one of
+ * them is not a digit. */
+static int read_digits(const char *text, size_t from, size_t count)
+{
+    int value = 0;
+
+    for (size_t i = from; i < from + count; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            return -1;
+        value = value * 10 + (text[i] - '0');
+    }
+    return value;
+}
+
+/*
+ * Fills tm from text in exactly the form of SQLite's datetime(),
+ * "YYYY-MM-DD HH:MM:SS". Returns false for any other form, which the
+ * caller then reads with sscanf. The store parses a time for every
+ * claimed row, and sscanf showed in its profile.
+ */
+static bool parse_datetime_form(struct tm *tm, const char *text)
+{
+    static const char pattern[] = "0000-00-00 00:00:00";
+
+    for (size_t i = 0; i < sizeof(pattern) - 1; i++) {
+        if (text[i] == '\0' || (pattern[i] != '0' && text[i] != pattern[i]))
+            return false;
+    }
+    if (text[sizeof(pattern) - 1] != '\0')
+        return false;
+    tm->tm_year = read_digits(text, 0, 4);
+    tm->tm_mon = read_digits(text, 5, 2);
+    tm->tm_mday = read_digits(text, 8, 2);
+    tm->tm_hour = read_digits(text, 11, 2);
+    tm->tm_min = read_digits(text, 14, 2);
+    tm->tm_sec = read_digits(text, 17, 2);
+    return tm->tm_year >= 0 && tm->tm_mon >= 0 && tm->tm_mday >= 0
+           && tm->tm_hour >= 0 && tm->tm_min >= 0 && tm->tm_sec >= 0;
+}
+
 bool outbox_time_parse(int64_t *out, const char *text)
 {
     struct tm tm;
@@ -77,10 +117,12 @@ bool outbox_time_parse(int64_t *out, const char *text)
     if (text == NULL)
         return false;
     memset(&tm, 0, sizeof(tm));
-    if (sscanf(text, "%4d-%2d-%2d %2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon,
-               &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
-               &consumed) != 6
-        || text[consumed] != '\0')
+    if (!parse_datetime_form(&tm, text)
+        && (sscanf(text, "%4d-%2d-%2d %2d:%2d:%2d%n", &tm.tm_year,
+                   &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+                   &tm.tm_sec, &consumed)
+                != 6
+            || text[consumed] != '\0'))
         return false;
     if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31
         || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
