@@ -251,9 +251,6 @@ static outbox_err apply_settings(outbox_store *store, outbox_error *err)
      * unlinked) on every claim. */
     if (rc == OUTBOX_EOK)
         rc = outbox__store_exec(store, err, "PRAGMA temp_store = MEMORY");
-    /* Reading pages through a memory map saves a pread per page. */
-    if (rc == OUTBOX_EOK)
-        rc = outbox__store_exec(store, err, "PRAGMA mmap_size = 268435456");
     return rc;
 }
 
