@@ -41,6 +41,12 @@ typedef struct daemon_state {
 
     CURLM *multi;
     uv_timer_t curl_timer;
+    struct transfer *running;        /* curl transfers, for abort on stop */
+    /* Easy handles of finished transfers, reset and kept for the next
+     * ones: creating a handle per message cost more than the request. */
+    CURL **idle_handles;
+    size_t idle_count;
+    size_t idle_capacity;
     uv_timer_t claim_timer;
     uv_timer_t maintain_timer;
     uv_timer_t shutdown_timer;

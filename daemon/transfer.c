@@ -46,13 +46,6 @@ typedef struct socket_poll {
     daemon_state *d;
 } socket_poll;
 
-static transfer *running;        /* curl transfers, for abort on stop */
-
-/* Easy handles of finished transfers, reset and kept for the next ones:
- * creating a handle per message cost more than the request itself. */
-static CURL **idle_handles;
-static size_t idle_count;
-static size_t idle_capacity;
 
 static void check_done(daemon_state *d);
 
@@ -73,9 +66,9 @@ static void transfer_free(transfer *t)
     free(t->body);
     if (t->request != NULL)
         outbox_provider_release(t->slot->provider, t->request);
-    if (t->easy != NULL && idle_count < idle_capacity) {
+    if (t->easy != NULL && t->d->idle_count < t->d->idle_capacity) {
         curl_easy_reset(t->easy);
-        idle_handles[idle_count++] = t->easy;
+        t->d->idle_handles[t->d->idle_count++] = t->easy;
     } else if (t->easy != NULL) {
         curl_easy_cleanup(t->easy);
     }
@@ -281,7 +274,7 @@ static void unlink_running(transfer *t)
     if (t->prev != NULL)
         t->prev->next = t->next;
     else
-        running = t->next;
+        t->d->running = t->next;
     if (t->next != NULL)
         t->next->prev = t->prev;
     t->prev = NULL;
@@ -365,7 +358,8 @@ static void start_curl(daemon_state *d, transfer *t)
     CURLMcode added;
 
     memset(&why, 0, sizeof(why));
-    t->easy = idle_count > 0 ? idle_handles[--idle_count] : curl_easy_init();
+    t->easy = d->idle_count > 0 ? d->idle_handles[--d->idle_count]
+                                : curl_easy_init();
     if (t->easy == NULL) {
         outbox_error_set(&why, OUTBOX_ENOMEM, "internal",
                          "cannot create a libcurl handle");
@@ -397,10 +391,10 @@ static void start_curl(daemon_state *d, transfer *t)
         fail_before_request(d, t, &why);
         return;
     }
-    t->next = running;
-    if (running != NULL)
-        running->prev = t;
-    running = t;
+    t->next = d->running;
+    if (d->running != NULL)
+        d->running->prev = t;
+    d->running = t;
 }
 
 static void deliver_local(uv_work_t *work)
@@ -463,8 +457,8 @@ void transfers_start(daemon_state *d, provider_slot *slot,
 
 void transfers_abort_all(daemon_state *d)
 {
-    while (running != NULL) {
-        transfer *t = running;
+    while (d->running != NULL) {
+        transfer *t = d->running;
         outbox_result result;
 
         /* The request may have reached the provider: only a person can
@@ -485,9 +479,9 @@ int transfers_init(daemon_state *d)
     int rc;
 
     d->multi = curl_multi_init();
-    idle_capacity = (size_t)d->config->concurrency;
-    idle_handles = calloc(idle_capacity, sizeof(*idle_handles));
-    if (d->multi == NULL || idle_handles == NULL)
+    d->idle_capacity = (size_t)d->config->concurrency;
+    d->idle_handles = calloc(d->idle_capacity, sizeof(*d->idle_handles));
+    if (d->multi == NULL || d->idle_handles == NULL)
         return UV_ENOMEM;
     rc = uv_timer_init(d->loop, &d->curl_timer);
     if (rc != 0)
@@ -509,10 +503,10 @@ void transfers_close(daemon_state *d)
     if (d->multi != NULL)
         curl_multi_cleanup(d->multi);
     d->multi = NULL;
-    while (idle_count > 0)
-        curl_easy_cleanup(idle_handles[--idle_count]);
-    free(idle_handles);
-    idle_handles = NULL;
-    idle_capacity = 0;
+    while (d->idle_count > 0)
+        curl_easy_cleanup(d->idle_handles[--d->idle_count]);
+    free(d->idle_handles);
+    d->idle_handles = NULL;
+    d->idle_capacity = 0;
     uv_close((uv_handle_t *)&d->curl_timer, NULL);
 }
