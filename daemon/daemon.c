@@ -551,9 +551,16 @@ int daemon_run(outboxd_config *config, bool drain)
     }
     d.loop = &loop;
 
-    if (create_providers(&d, &err) != OUTBOX_EOK
-        || outbox_store_open(&store, &err, config->database, &config->store)
-               != OUTBOX_EOK) {
+    /* A provider error is a config error (exit 2, as --check-config
+     * reports it); a database that cannot be used is not (exit 1). */
+    if (create_providers(&d, &err) != OUTBOX_EOK) {
+        outbox_log(&d.logger, OUTBOX_LOG_ERROR, "invalid config: %s",
+                   err.text);
+        exit_code = 2;
+        goto cleanup;
+    }
+    if (outbox_store_open(&store, &err, config->database, &config->store)
+        != OUTBOX_EOK) {
         outbox_log(&d.logger, OUTBOX_LOG_ERROR, "cannot start: %s", err.text);
         goto cleanup;
     }

@@ -50,6 +50,12 @@ int main(int argc, char **argv)
         }
     }
 
+    if ((int)drain + (int)check_only + (int)migrate_only > 1) {
+        fprintf(stderr, "outboxd: --drain, --migrate and --check-config "
+                        "exclude each other\n%s",
+                usage);
+        return 2;
+    }
     memset(&err, 0, sizeof(err));
     if (outboxd_config_load(&config, &err, config_path) != OUTBOX_EOK) {
         fprintf(stderr, "outboxd: %s\n", err.text);

@@ -100,6 +100,35 @@ static outbox_err read_provider_name(const char **name, outbox_error *err,
     return OUTBOX_EOK;
 }
 
+static bool provider_key_known(const outbox_provider_ops *ops,
+                               const char *key)
+{
+    if (strcmp(key, "name") == 0 || strcmp(key, "type") == 0)
+        return true;
+    for (size_t i = 0; ops->keys != NULL && ops->keys[i] != NULL; i++) {
+        if (strcmp(ops->keys[i], key) == 0)
+            return true;
+    }
+    return false;
+}
+
+static outbox_err check_provider_keys(outbox_error *err, const char *name,
+                                      const outbox_provider_ops *ops,
+                                      const cJSON *config)
+{
+    const cJSON *item;
+
+    cJSON_ArrayForEach(item, config)
+    {
+        if (!provider_key_known(ops, item->string))
+            return outbox_error_set(err, OUTBOX_ECONFIG, "config",
+                                    "provider \"%s\": unknown key \"%.80s\" "
+                                    "for type %s",
+                                    name, item->string, ops->type);
+    }
+    return OUTBOX_EOK;
+}
+
 /* Finds the ops for the "type" of provider name. */
 static outbox_err read_provider_ops(const outbox_provider_ops **ops,
                                     outbox_error *err, const char *name,
@@ -145,6 +174,8 @@ outbox_err outbox_provider_create(outbox_provider **out, outbox_error *err,
     if (rc != OUTBOX_EOK)
         return rc;
     rc = read_provider_ops(&ops, err, name, config);
+    if (rc == OUTBOX_EOK)
+        rc = check_provider_keys(err, name, ops, config);
     if (rc != OUTBOX_EOK)
         return rc;
 

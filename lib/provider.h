@@ -16,6 +16,11 @@
 typedef struct outbox_provider_ops {
     const char *type;
 
+    /* Every key the provider's config object may have, besides "name" and
+     * "type", ending with NULL. Any other key is a config error, so a
+     * misspelled "base_url" cannot fall back to the production URL. */
+    const char *const *keys;
+
     /* Reads the provider's keys from config; name is already checked. */
     outbox_err (*create)(void **state, outbox_error *err, const char *name,
                          const struct cJSON *config,

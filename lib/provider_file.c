@@ -334,8 +334,11 @@ static void file_deliver(void *state, outbox_result *result,
     outbox__buf_free(&envelope);
 }
 
+static const char *const file_keys[] = {"folder", NULL};
+
 const outbox_provider_ops outbox__file_ops = {
     .type = "file",
+    .keys = file_keys,
     .create = file_create,
     .destroy = file_destroy,
     .deliver = file_deliver,

@@ -564,8 +564,13 @@ static void sendgrid_classify(void *opaque, outbox_result *result,
                state->name, response->status, shown);
 }
 
+static const char *const sendgrid_keys[] = {
+    "base_url", "api_key", "api_key_env", "timeout_seconds",
+    "connect_timeout_seconds", "max_message_bytes", NULL};
+
 const outbox_provider_ops outbox__sendgrid_ops = {
     .type = "sendgrid",
+    .keys = sendgrid_keys,
     .create = sendgrid_create,
     .destroy = sendgrid_destroy,
     .prepare = sendgrid_prepare,

@@ -93,6 +93,13 @@ typedef struct create_error_case {
 } create_error_case;
 
 static const create_error_case create_error_cases[] = {
+    {"misspelled base_url",
+     "{\"name\":\"sg\",\"type\":\"sendgrid\",\"api_key\":\"k\","
+     "\"baseurl\":\"http://127.0.0.1:9\"}",
+     "provider \"sg\": unknown key \"baseurl\" for type sendgrid"},
+    {"unknown file key", "{\"name\":\"f\",\"type\":\"file\","
+     "\"folder\":\"/tmp/x\",\"path\":\"/tmp/y\"}",
+     "provider \"f\": unknown key \"path\" for type file"},
     {"unknown type", "{\"name\":\"x\",\"type\":\"sparkpost\"}",
      "provider \"x\": unknown type \"sparkpost\" (known: sendgrid, file)"},
     {"missing type", "{\"name\":\"x\"}",
