@@ -8,6 +8,7 @@
 
 #include "check.h"
 #include "outbox.h"
+#include "store_internal.h"
 
 static char folder[] = "/tmp/outbox-store-XXXXXX";
 static char path[256];
@@ -283,6 +284,72 @@ static void expired_leases(void)
     outbox_store_close(alive);
 }
 
+/* Statements the store ran, in order, joined by newlines. */
+static char trace[16384];
+
+static int record_statement(unsigned type, void *context, void *statement,
+                            void *unused)
+{
+    char *sql = sqlite3_expanded_sql(statement);
+    size_t used = strlen(trace);
+
+    (void)type;
+    (void)context;
+    (void)unused;
+    if (sql != NULL && used + strlen(sql) + 2 < sizeof(trace)) {
+        strcat(trace, sql);
+        strcat(trace, "\n");
+    }
+    sqlite3_free(sql);
+    return 0;
+}
+
+static void dispatch_is_synced(void)
+{
+    outbox_store *store = open_store("a");
+    int64_t now = (int64_t)time(NULL) + 200;
+    outbox_message **messages;
+    outbox_error err;
+    bool dispatched = false;
+    size_t count = 0;
+    const char *full;
+    const char *insert;
+    const char *normal;
+
+    run_sql("UPDATE outbox SET status = 'cancelled' "
+            "WHERE status IN ('queued', 'retrying')");
+    insert_invoice("synced-1");
+
+    CHECK_CASE("the connection runs with synchronous=NORMAL");
+    CHECK_QUERY("PRAGMA journal_mode", "wal");
+    {
+        sqlite3_stmt *stmt = NULL;
+
+        sqlite3_prepare_v2(store->db, "PRAGMA synchronous", -1, &stmt, NULL);
+        CHECK(sqlite3_step(stmt) == SQLITE_ROW);
+        CHECK_INT(sqlite3_column_int(stmt, 0), 1);
+        sqlite3_finalize(stmt);
+    }
+
+    CHECK_CASE("the dispatch commit runs with synchronous=FULL");
+    messages = claim(store, &count, 10, now);
+    CHECK_INT(count, 1);
+    trace[0] = '\0';
+    sqlite3_trace_v2(store->db, SQLITE_TRACE_STMT, record_statement, NULL);
+    if (count == 1)
+        outbox_store_dispatch(store, &dispatched, &err, messages, 1, now);
+    sqlite3_trace_v2(store->db, 0, NULL, NULL);
+    full = strstr(trace, "PRAGMA synchronous = FULL");
+    insert = strstr(trace, "INSERT INTO delivery_attempt");
+    normal = strstr(trace, "PRAGMA synchronous = NORMAL");
+    CHECK(dispatched);
+    CHECK(full != NULL && insert != NULL && normal != NULL);
+    CHECK(full < insert && insert < normal);
+    CHECK_CONTAINS(trace, "COMMIT");
+    outbox_messages_free(messages, count);
+    outbox_store_close(store);
+}
+
 int main(void)
 {
     if (mkdtemp(folder) == NULL) {
@@ -294,5 +361,6 @@ int main(void)
     claim_dispatch_record();
     retry_schedules_next_attempt();
     expired_leases();
+    dispatch_is_synced();
     CHECK_DONE();
 }
