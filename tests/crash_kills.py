@@ -29,9 +29,10 @@ def main():
     print(f"seed {seed}")
 
     directory = workdir()
-    mock = Mock(directory, default="slow=20:202")
-    outbox = Outbox(directory, [sendgrid(mock.url)], concurrency=32,
-                    claim_batch=16, lease_seconds=3, heartbeat_seconds=1,
+    # Slow answers keep requests in flight, so that kills find some.
+    mock = Mock(directory, default="slow=100:202")
+    outbox = Outbox(directory, [sendgrid(mock.url)], concurrency=16,
+                    claim_batch=8, lease_seconds=3, heartbeat_seconds=1,
                     log_level="warn")
     db = outbox.connect()
     db.execute("BEGIN")
@@ -59,6 +60,8 @@ def main():
         if code == 0:
             break  # drained before the kill
         kills += 1
+    check(kills >= args.kills // 2,
+          f"{kills} kills happened before the queue drained")
     check_equal(outbox.drain(timeout=300), 0, "final drain exit code")
 
     requests = mock.requests()

@@ -6,8 +6,8 @@ import sqlite3
 import threading
 import time
 
-from harness import (Mock, Outbox, check, check_equal, finish, sendgrid,
-                     workdir)
+from harness import (Mock, Outbox, check, check_equal, finish, run_guarded,
+                     sendgrid, workdir)
 
 ROW = dict(sender="Buchhaltung <billing@example.com>",
            recipients="kunde@example.org", subject="Rechnung R-2025-0815",
@@ -140,7 +140,7 @@ for test in (test_crash_after_claim_requeues,
              test_crash_after_provider_ok_holds,
              test_locked_database_keeps_result,
              test_sigterm_finishes_in_flight):
-    thread = threading.Thread(target=test)
+    thread = threading.Thread(target=run_guarded, args=(test,))
     thread.start()
     threads.append(thread)
 for thread in threads:

@@ -35,6 +35,17 @@ def check_equal(got, want, what):
     check(got == want, f"{what}: got {got!r}, want {want!r}")
 
 
+def run_guarded(test):
+    """Runs test, counting an exception (a timeout, say) as a failure, so
+    a test run on a thread cannot fail unseen."""
+    global failures
+    try:
+        test()
+    except Exception as error:  # noqa: BLE001 - any error fails the test
+        failures += 1
+        print(f"FAIL: {test.__name__} raised {error!r}", file=sys.stderr)
+
+
 def finish():
     if failures:
         print(f"{failures} check(s) failed", file=sys.stderr)
