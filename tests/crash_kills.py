@@ -29,7 +29,7 @@ def main():
     print(f"seed {seed}")
 
     directory = workdir()
-    # Slow answers keep requests in flight, so that kills find some.
+    # Slow responses keep requests in flight, so that kills find some.
     mock = Mock(directory, default="slow=100:202")
     outbox = Outbox(directory, [sendgrid(mock.url)], concurrency=16,
                     claim_batch=8, lease_seconds=3, heartbeat_seconds=1,

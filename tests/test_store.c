@@ -343,8 +343,11 @@ static void dispatch_is_synced(void)
     insert = strstr(trace, "INSERT INTO delivery_attempt");
     normal = strstr(trace, "PRAGMA synchronous = NORMAL");
     CHECK(dispatched);
-    CHECK(full != NULL && insert != NULL && normal != NULL);
-    CHECK(full < insert && insert < normal);
+    CHECK(full != NULL);
+    CHECK(insert != NULL);
+    CHECK(normal != NULL);
+    CHECK(full < insert);
+    CHECK(insert < normal);
     CHECK_CONTAINS(trace, "COMMIT");
     outbox_messages_free(messages, count);
     outbox_store_close(store);
