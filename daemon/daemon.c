@@ -7,8 +7,8 @@
  * starts at once. Finished deliveries queue their outcome, and once per
  * loop iteration all queued outcomes go to the worker as one record job.
  *
- * A provider that answers "misconfigured" (bad API key) is paused: no new
- * claims pick its rows until the pause ends, so a wrong key cannot fail
+ * A provider whose response means "misconfigured" (bad API key) is paused:
+ * no new claims pick its rows until the pause ends, so a wrong key cannot fail
  * the whole queue. A rate limit pauses the provider for the delay it asked
  * for. Other providers go on.
  *

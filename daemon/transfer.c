@@ -3,7 +3,7 @@
  * loop's sockets and timers, and local deliveries on libuv's thread pool.
  *
  * libcurl reports which sockets to watch (socket callback) and when
- * to call it back (timer callback); the loop calls curl_multi_socket_action
+ * to call it back (timer callback). The loop calls curl_multi_socket_action
  * only from its own poll and timer callbacks, never from inside a libcurl
  * callback. One multi handle keeps connections alive and reuses them
  * across messages to the same provider.
@@ -290,7 +290,7 @@ static void finish_curl(daemon_state *d, transfer *t, CURLcode code)
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
 
     /* libcurl 7.88 reports success when the connection closes in the
-     * middle of the headers. Such a response is not an answer: it becomes
+     * middle of the headers. Such a response is incomplete, so it becomes
      * a network error, and the text keeps the status that did arrive,
      * since the provider may have accepted the message. */
     if (code == CURLE_OK && status > 0 && !t->headers_complete) {
