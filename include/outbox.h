@@ -1,7 +1,7 @@
 /*
  * outbox.h - public API of liboutbox, the engine behind outboxd.
  *
- * liboutbox turns rows of the `outbox` table into delivered email. It holds
+ * liboutbox turns rows of the `outbox` table into delivered email. It contains
  * the message model, address parsing, header encoding, validation, the retry
  * policy, the SQLite store and the providers. It never prints, exits or
  * aborts: functions return an outbox_err and fill an outbox_error with the
@@ -387,7 +387,7 @@ outbox_err outbox_provider_prepare(const outbox_provider *provider,
 
 void outbox_provider_release(const outbox_provider *provider, void *request);
 
-/* Classifies the answer to a transfer that prepare set up. */
+/* Classifies the response to a transfer that prepare set up. */
 void outbox_provider_classify(const outbox_provider *provider,
                               outbox_result *result,
                               const outbox_response *response);

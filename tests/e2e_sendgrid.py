@@ -1,4 +1,4 @@
-"""End to end through SendGrid's API on a mock provider: what each answer
+"""End to end through SendGrid's API on a mock provider: what each response
 does to the row, the attempt history and the requests that were made."""
 
 import json
@@ -160,7 +160,7 @@ def test_server_errors_retry_with_backoff():
 
 
 def test_resend_on_reused_connection_recorded():
-    """A reused connection that closes without an answer makes libcurl send
+    """A reused connection that closes without a response makes libcurl send
     the request again: the attempt row says so."""
     directory = workdir()
     mock = Mock(directory, script="202,close,202")
@@ -182,7 +182,7 @@ def test_resend_on_reused_connection_recorded():
 
 
 def test_timeout_retries():
-    """A provider that does not answer in time: retry, then sent."""
+    """A provider that does not respond in time: retry, then sent."""
     directory = workdir()
     mock = Mock(directory, script="slow=3000:202,202")
     outbox = Outbox(directory, [sendgrid(mock.url, timeout_seconds=1)],
