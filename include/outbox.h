@@ -181,8 +181,8 @@ bool outbox_header_value_is_safe(const char *value);
  * ASCII, so it can be a Subject or other unstructured header value. Words
  * are at most 75 characters, separated by CRLF SP, so each continuation
  * line stays within 76 characters. The first line also carries the field
- * name; a caller that needs it short folds after the colon. Returns a malloc'd string the caller frees, or NULL
- * when out of memory.
+ * name; a caller that needs it short folds after the colon. Returns a
+ * malloc'd string the caller frees, or NULL when out of memory.
  */
 char *outbox_header_encode_text(const char *text);
 
@@ -474,8 +474,9 @@ typedef struct outbox_claim_filter {
 
 /*
  * Claims up to limit due rows in one transaction: each becomes `sending`
- * with a lease, and its attempts count includes the coming attempt. Rows that fail validation, or name a provider that is not
- * configured, are marked `failed` in the same transaction and not returned.
+ * with a lease, and its attempts count includes the coming attempt. Rows
+ * that fail validation, or name a provider that is not configured, are
+ * marked `failed` in the same transaction and not returned.
  * The caller owns the returned messages (*out, a malloc'd array of *count
  * pointers) and frees them with outbox_messages_free.
  */
@@ -489,8 +490,9 @@ void outbox_messages_free(outbox_message **messages, size_t count);
 /*
  * Records that the requests for these messages are about to leave: an
  * attempt row, carrying the Message-ID, is opened for each. From here on,
- * an expired lease means the outcome is unknown. dispatched[i] is set false for a message whose lease this daemon
- * lost (another daemon took it over): that message must not be sent.
+ * an expired lease means the outcome is unknown. dispatched[i] is set false
+ * for a message whose lease this daemon lost (another daemon took it over),
+ * and that message must not be sent.
  */
 outbox_err outbox_store_dispatch(outbox_store *store, bool *dispatched,
                                  outbox_error *err,

@@ -280,7 +280,8 @@ static outbox_err load_attachments(outbox_store *store, outbox_error *err,
         if (*count > cap)
             break;
         item = &(*out)[(*count)++];
-        item->filename = outbox__strdup((const char *)sqlite3_column_text(stmt, 0));
+        item->filename =
+            outbox__strdup((const char *)sqlite3_column_text(stmt, 0));
         item->content_type =
             outbox__strdup((const char *)sqlite3_column_text(stmt, 1));
         item->content_id =
@@ -349,7 +350,9 @@ static bool columns_free_of_nul(const claimed_row *row, outbox_error *why)
          i++) {
         const char *text = row->text[header_columns[i].column];
 
-        if (text != NULL && strlen(text) != row->size[header_columns[i].column]) {
+        size_t size = row->size[header_columns[i].column];
+
+        if (text != NULL && strlen(text) != size) {
             outbox_error_set(why, OUTBOX_EINVAL, "invalid_header_value",
                              "%s: contains a NUL byte",
                              header_columns[i].field);
