@@ -48,8 +48,14 @@ struct step {
     long retry_after;   /* seconds, sent as Retry-After */
     long reset_in;      /* seconds from now, sent as X-RateLimit-Reset */
     long delay_ms;
+    bool big;           /* body of MOCK_BIG_BODY bytes instead of the usual */
+    long pad_headers;   /* extra X-Pad-N headers after the usual ones */
     char *text;         /* the step as written, logged as "answer" */
 };
+
+/* Sizes for the steps that test a client's caps on a response. */
+#define MOCK_BIG_BODY (1024 * 1024)
+#define MOCK_MAX_PAD_HEADERS 10000
 
 struct buf {
     char *data;

@@ -97,25 +97,34 @@ void conn_write(struct conn *c, const char *bytes, size_t len)
 /* Sends a complete response. A HEAD request gets the headers only. */
 void conn_send_response(struct conn *c, const struct response *r)
 {
-    char out[2048];
+    size_t size = 512 + strlen(r->extra_headers);
+    char *out = malloc(size);
     int len;
 
-    len = snprintf(out, sizeof(out),
+    if (out == NULL) {
+        fprintf(stderr, "mock_provider: out of memory for a response\n");
+        conn_close(c);
+        return;
+    }
+    len = snprintf(out, size,
                    "HTTP/1.1 %d %s\r\n%s%s%s%sContent-Length: %zu\r\n"
-                   "Connection: %s\r\n\r\n%s",
+                   "Connection: %s\r\n\r\n",
                    r->status, status_reason(r->status),
                    r->type != NULL ? "Content-Type: " : "",
                    r->type != NULL ? r->type : "",
                    r->type != NULL ? "\r\n" : "", r->extra_headers,
-                   strlen(r->body), r->keep_alive ? "keep-alive" : "close",
-                   r->head ? "" : r->body);
-    if (len < 0 || (size_t)len >= sizeof(out)) {
+                   strlen(r->body), r->keep_alive ? "keep-alive" : "close");
+    if (len < 0 || (size_t)len >= size) {
         fprintf(stderr, "mock_provider: formatting a response failed: longer "
-                        "than %zu bytes\n", sizeof(out));
+                        "than %zu bytes\n", size);
+        free(out);
         conn_close(c);
         return;
     }
     conn_write(c, out, (size_t)len);
+    free(out);
+    if (!r->head)
+        conn_write(c, r->body, strlen(r->body));
 }
 
 /* Responds to a request that the parser rejected or that broke a cap,

@@ -62,6 +62,12 @@ static int parse_step_options(const char *options, struct step *step)
         } else if (step->status == 503 && len == 4 &&
                    strncmp(option, "html", 4) == 0) {
             step->html = true;
+        } else if (len == 3 && strncmp(option, "big", 3) == 0) {
+            step->big = true;
+        } else if (strncmp(option, "headers=", 8) == 0) {
+            if (parse_number(option + 8, end, MOCK_MAX_PAD_HEADERS,
+                             &step->pad_headers) != 0)
+                return -1;
         } else {
             return -1;
         }
@@ -242,6 +248,25 @@ static void format_step_headers(const struct step *step, uint64_t n,
         snprintf(out + len, size - len,
                  "X-RateLimit-Reset: %lld\r\nX-RateLimit-Remaining: 0\r\n",
                  (long long)time(NULL) + step->reset_in);
+    for (long i = 0; i < step->pad_headers; i++) {
+        len = strlen(out);
+        snprintf(out + len, size - len, "X-Pad-%ld: padding\r\n", i);
+    }
+}
+
+/* Returns MOCK_BIG_BODY bytes of text, made once and kept. */
+static const char *big_body(void)
+{
+    static char *body;
+
+    if (body == NULL) {
+        body = malloc(MOCK_BIG_BODY + 1);
+        if (body == NULL)
+            return "{}";
+        memset(body, 'x', MOCK_BIG_BODY);
+        body[MOCK_BIG_BODY] = '\0';
+    }
+    return body;
 }
 
 /* Responds to the last complete request as its step specifies, without
@@ -251,15 +276,22 @@ static void conn_respond_now(struct conn *c)
     static const char half_response[] =
         "HTTP/1.1 202 Accepted\r\nX-Message-Id: mo";
     const struct step *step = c->completed_step;
-    char extra[256];
+    size_t extra_size = 256 + (size_t)step->pad_headers * 40;
+    char *extra = malloc(extra_size);
     struct response r = {.status = step->status, .extra_headers = extra,
                          .keep_alive = c->completed_keep_alive,
                          .head = c->completed_head};
 
+    if (extra == NULL) {
+        fprintf(stderr, "mock_provider: out of memory for a response\n");
+        conn_close(c);
+        return;
+    }
     switch (step->kind) {
     case STEP_RESPOND:
-        format_step_headers(step, c->completed_number, extra, sizeof(extra));
-        r.body = status_body(step->status, step->html, &r.type);
+        format_step_headers(step, c->completed_number, extra, extra_size);
+        r.body = step->big ? big_body()
+                           : status_body(step->status, step->html, &r.type);
         conn_send_response(c, &r);
         if (!c->completed_keep_alive)
             conn_shutdown(c);
@@ -278,6 +310,7 @@ static void conn_respond_now(struct conn *c)
         c->state = CONN_HUNG;
         break;
     }
+    free(extra);
 
     if (c->state != CONN_CLOSING &&
         uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >
