@@ -8,9 +8,10 @@
  * loop iteration all queued outcomes go to the worker as one record job.
  *
  * A provider whose response means "misconfigured" (bad API key) is paused:
- * no new claims pick its rows until the pause ends, so a wrong key cannot fail
- * the whole queue. A rate limit pauses the provider for the delay it asked
- * for. Other providers go on.
+ * no new claims pick its rows until the pause ends, and its messages wait
+ * as `queued` without using up attempts. Only max_age can still fail them.
+ * A rate limit pauses the provider for the delay it asked for. Other
+ * providers go on.
  *
  * On SIGTERM or SIGINT the daemon stops claiming, lets the deliveries in
  * flight finish for up to shutdown_seconds, marks any still running as
@@ -73,30 +74,35 @@ static const char **paused_names(daemon_state *d, size_t *count,
     return names;
 }
 
-static void fill_filter(daemon_state *d, worker_job *job, bool stalled_only)
+/* Fills the job's claim filter. Returns false when out of memory: without
+ * the list of paused providers a claim would pick their rows. */
+static bool fill_filter(daemon_state *d, worker_job *job, bool stalled_only)
 {
     size_t count = 0;
 
     job->names = paused_names(d, &count, stalled_only);
+    if (job->names == NULL)
+        return false;
     job->filter.default_provider = d->config->default_provider;
     job->filter.configured = d->provider_names;
     job->filter.configured_count = d->provider_count;
     job->filter.paused = job->names;
-    job->filter.paused_count = job->names ? count : 0;
+    job->filter.paused_count = count;
     job->now = now_seconds();
+    return true;
 }
 
 static void post_claim(daemon_state *d, size_t limit)
 {
     worker_job *job = worker_job_new(JOB_CLAIM);
 
-    if (job == NULL) {
+    if (job == NULL || !fill_filter(d, job, false)) {
+        worker_job_free(job);
         outbox_log(&d->logger, OUTBOX_LOG_ERROR,
                    "out of memory posting a claim; retrying on the next "
                    "poll");
         return;
     }
-    fill_filter(d, job, false);
     job->limit = limit;
     d->claim_pending = true;
     worker_post(&d->worker, job);
@@ -134,9 +140,11 @@ static void post_drain_check(daemon_state *d)
         return;
     d->last_drain_check = uv_now(d->loop);
     job = worker_job_new(JOB_PENDING);
-    if (job == NULL)
+    if (job == NULL || !fill_filter(d, job, true)) {
+        /* Tried again after the next claim that finds nothing. */
+        worker_job_free(job);
         return;
-    fill_filter(d, job, true);
+    }
     d->pending_check = true;
     worker_post(&d->worker, job);
 }
@@ -564,8 +572,7 @@ int daemon_run(outboxd_config *config, bool drain)
         outbox_log(&d.logger, OUTBOX_LOG_ERROR, "cannot start: %s", err.text);
         goto cleanup;
     }
-    if (worker_start(&d.worker, &loop, store, on_worker_done, &d, &d.logger)
-            != 0
+    if (worker_start(&d.worker, &loop, store, on_worker_done, &d) != 0
         || start_handles(&d) != 0) {
         outbox_log(&d.logger, OUTBOX_LOG_ERROR,
                    "cannot start: event loop setup failed");

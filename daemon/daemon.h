@@ -4,7 +4,7 @@
  * One libuv loop thread owns every socket, timer and transfer; SQLite runs
  * on the worker thread (worker.h). A message travels: claim job -> loop
  * starts a transfer (curl multi) or a local delivery (libuv thread pool) ->
- * the provider classifies the answer -> the outcome is queued and written
+ * the provider classifies the response -> the outcome is queued and written
  * by the next record job.
  */
 #ifndef OUTBOXD_DAEMON_H
@@ -34,10 +34,6 @@ typedef struct daemon_state {
     provider_slot *providers;
     size_t provider_count;
     const char **provider_names;     /* for the claim filter */
-    const char **paused_names;       /* rebuilt before each claim */
-    size_t paused_count;
-    const char **stalled_names;      /* misconfigured only: for drains */
-    size_t stalled_count;
 
     CURLM *multi;
     uv_timer_t curl_timer;

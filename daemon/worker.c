@@ -260,8 +260,7 @@ static void on_async(uv_async_t *handle)
 }
 
 int worker_start(worker *w, uv_loop_t *loop, outbox_store *store,
-                 worker_done_fn done_fn, void *context,
-                 const outbox_logger *logger)
+                 worker_done_fn done_fn, void *context)
 {
     int rc;
 
@@ -269,7 +268,6 @@ int worker_start(worker *w, uv_loop_t *loop, outbox_store *store,
     w->store = store;
     w->done_fn = done_fn;
     w->context = context;
-    w->logger = logger;
 #ifdef OUTBOX_FAULT_HOOKS
     w->fault = getenv("OUTBOXD_FAULT");
 #endif

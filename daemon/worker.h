@@ -64,7 +64,6 @@ typedef struct worker {
     uv_async_t async;
     worker_done_fn done_fn;
     void *context;
-    const outbox_logger *logger;
     const char *fault;          /* test hook, see worker.c */
 
     /* Worker-thread state that lets an idle claim skip its query. */
@@ -75,8 +74,7 @@ typedef struct worker {
 
 /* Starts the thread. The store is used only by the worker from now on. */
 int worker_start(worker *w, uv_loop_t *loop, outbox_store *store,
-                 worker_done_fn done_fn, void *context,
-                 const outbox_logger *logger);
+                 worker_done_fn done_fn, void *context);
 
 /* Allocates a job of kind; NULL when out of memory. */
 worker_job *worker_job_new(worker_job_kind kind);

@@ -369,9 +369,9 @@ const char *outbox_provider_name(const outbox_provider *provider);
 const char *outbox_provider_type(const outbox_provider *provider);
 
 /*
- * True if the provider talks through libcurl (prepare, then classify); false
- * if it delivers locally with outbox_provider_deliver, which blocks and so
- * must run off an event loop thread.
+ * True if the provider talks through libcurl (prepare, then classify).
+ * False if it delivers locally with outbox_provider_deliver, which blocks,
+ * so it must run off an event loop thread.
  */
 bool outbox_provider_uses_curl(const outbox_provider *provider);
 
@@ -403,7 +403,7 @@ void outbox_provider_deliver(const outbox_provider *provider,
 
 typedef struct outbox_retry_policy {
     int64_t base_delay;        /* seconds before the second attempt */
-    int64_t max_delay;         /* backoff never waits longer than this */
+    int64_t max_delay;         /* backoff waits at most this, plus 1 s */
     double jitter;             /* 0.2 spreads each delay by +-20% */
     int max_attempts;          /* failures that count before giving up */
     int64_t max_age;           /* seconds after created_at to give up */

@@ -1,12 +1,12 @@
 /*
  * provider.h - the interface every provider implements. Not installed.
  *
- * A provider knows nothing of SQLite or libuv. A network provider sets up a
- * libcurl easy handle from a message (prepare) and turns the answer into an
- * outbox_result (classify); a local provider delivers in one blocking call
- * (deliver). Each provider file keeps its pure parts (request body, answer
- * classification) callable on their own, so tests can drive them with
- * tables and no server.
+ * A provider uses neither SQLite nor libuv. A network provider sets up a
+ * libcurl easy handle from a message (prepare) and turns the response into
+ * an outbox_result (classify). A local provider delivers in one blocking
+ * call (deliver). Each provider file keeps its pure parts (request body,
+ * response classification) callable on their own, so tests can drive them
+ * with tables and no server.
  */
 #ifndef OUTBOX_PROVIDER_H
 #define OUTBOX_PROVIDER_H
@@ -54,7 +54,7 @@ outbox_err outbox__provider_secret(char **out, outbox_error *err,
 
 /*
  * Classifies what every HTTP provider treats alike: a transfer that got no
- * answer (retry, kind "network" or "timeout"), 429 (retry, kind
+ * response (retry, kind "network" or "timeout"), 429 (retry, kind
  * "rate_limited", honouring Retry-After) and 5xx (retry, kind
  * "provider_unavailable"). Returns true if it filled result.
  */

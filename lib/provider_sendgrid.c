@@ -15,7 +15,7 @@
  *
  * How responses are classified:
  *   2xx                 sent; X-Message-Id is the provider message id
- *   no answer, 5xx      retry
+ *   no response, 5xx    retry
  *   429                 retry after X-RateLimit-Reset (else Retry-After),
  *                       without using up an attempt
  *   400, 413            failed: the message itself is invalid or too large

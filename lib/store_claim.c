@@ -3,7 +3,7 @@
  *
  * A claim is one UPDATE ... RETURNING inside BEGIN IMMEDIATE, so two daemons
  * on one database can never claim the same row: the second one waits for
- * the write lock and then no longer sees the row as due. Each claimed row is
+ * the write lock and then no longer finds the row due. Each claimed row is
  * checked at once; a row that cannot be sent is failed in the same
  * transaction and never reaches a provider.
  */
@@ -515,7 +515,7 @@ typedef struct dispatch_job {
 
 /*
  * A dispatch writes only the attempt row, never the outbox row: the open
- * attempt row (finished_at NULL) is what says a request may have left.
+ * attempt row (finished_at NULL) is what marks a request that may have left.
  */
 static outbox_err dispatch(outbox_store *store, void *context,
                            outbox_error *err)

@@ -13,8 +13,8 @@
  *   response was recorded. Sending again could deliver twice, so the row
  *   becomes `held` for a person to decide, unless the site chose
  *   retry_unknown, in which case it becomes `retrying`. Either way the open
- *   attempt row is closed with outcome `unknown`, so the database says a
- *   duplicate is possible.
+ *   attempt row is closed with outcome `unknown`, so the database records
+ *   that a duplicate is possible.
  */
 #include <stdio.h>
 #include <string.h>

@@ -73,7 +73,7 @@ def test_crash_after_provider_ok_holds():
 
 
 def test_locked_database_keeps_result():
-    """An ERP transaction holds the write lock while the answer arrives:
+    """An ERP transaction holds the write lock while the response arrives:
     the daemon waits and records it; one request, row sent."""
     directory = workdir()
     mock = Mock(directory, script="slow=1500:202")

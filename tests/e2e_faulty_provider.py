@@ -1,4 +1,4 @@
-"""End to end: a provider that answers with a mix of 503, 500, 429 with
+"""End to end: a provider that responds with a mix of 503, 500, 429 with
 Retry-After, timeouts, dropped connections and half-written responses,
 then recovers. Every message ends sent by exactly one accepted request, and
 its attempt history shows each failure with its reason."""

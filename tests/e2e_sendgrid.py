@@ -161,7 +161,7 @@ def test_server_errors_retry_with_backoff():
 
 def test_resend_on_reused_connection_recorded():
     """A reused connection that closes without a response makes libcurl send
-    the request again: the attempt row says so."""
+    the request again: the attempt row records it."""
     directory = workdir()
     mock = Mock(directory, script="202,close,202")
     outbox = Outbox(directory, [sendgrid(mock.url)], concurrency=1,
