@@ -1,0 +1,237 @@
+/*
+ * outbox_events.h - provider webhook events in liboutbox: the event model,
+ * one parser per provider, and the checks that a webhook request came
+ * from the provider.
+ *
+ * A parser turns the raw body of one webhook request into events. It knows
+ * nothing of SQLite, HTTP or libuv, so it can be tested with tables of
+ * bodies. The daemon checks the request first (a signature, an HMAC or
+ * credentials), then parses it, then hands the events to the store, which
+ * matches them to outbox rows and answers the provider only after the
+ * commit.
+ *
+ * Event types are normalized: a SendGrid "bounce", a Mailgun "failed" with
+ * severity "permanent", an SES "Bounce" with bounceType "Permanent" and a
+ * Postmark "Bounce" with a HardBounce type code are all a hard bounce. An
+ * event of a type outboxd does not know is kept as OUTBOX_EVENT_OTHER with
+ * the provider's own name, never rejected.
+ */
+#ifndef OUTBOX_EVENTS_H
+#define OUTBOX_EVENTS_H
+
+#include "outbox.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum outbox_event_type {
+    OUTBOX_EVENT_OTHER,        /* a type outboxd does not act on */
+    OUTBOX_EVENT_ACCEPTED,     /* the provider took the message in */
+    OUTBOX_EVENT_DELIVERED,    /* the receiving server accepted it */
+    OUTBOX_EVENT_DEFERRED,     /* delivery delayed; the provider retries */
+    OUTBOX_EVENT_BOUNCED,      /* see outbox_bounce_kind */
+    OUTBOX_EVENT_COMPLAINED,   /* the recipient marked it as spam */
+    OUTBOX_EVENT_DROPPED,      /* the provider did not try to deliver it */
+    OUTBOX_EVENT_OPENED,
+    OUTBOX_EVENT_CLICKED,
+    OUTBOX_EVENT_UNSUBSCRIBED,
+} outbox_event_type;
+
+/* Returns "other", "accepted", "delivered", "deferred", "bounced",
+ * "complained", "dropped", "opened", "clicked" or "unsubscribed": the
+ * words stored in delivery_event.event_type. */
+const char *outbox_event_type_name(outbox_event_type type);
+
+typedef enum outbox_bounce_kind {
+    OUTBOX_BOUNCE_NONE,        /* not a bounce */
+    OUTBOX_BOUNCE_HARD,        /* permanent: the address is suppressed */
+    OUTBOX_BOUNCE_SOFT,        /* temporary, or undetermined */
+} outbox_bounce_kind;
+
+/* Returns NULL for OUTBOX_BOUNCE_NONE, else "hard" or "soft". */
+const char *outbox_bounce_kind_name(outbox_bounce_kind kind);
+
+/* Caps on one webhook request's events. */
+#define OUTBOX_EVENTS_MAX 10000       /* events in one request */
+#define OUTBOX_EVENT_TEXT_MAX 4096    /* bytes of one text field */
+
+/*
+ * One event for one recipient of one message. Every string is malloc'd
+ * and owned by the batch, or NULL when the provider did not send it.
+ */
+typedef struct outbox_event {
+    outbox_event_type type;
+    outbox_bounce_kind bounce;
+    char *provider_event;      /* the provider's own type, e.g. "spamreport" */
+    /*
+     * The provider's id of this event, used to ignore a resent event. When
+     * the provider sends none, the parser derives one from what it sent
+     * (for example "sha256:" and the hash of the event's JSON), so that
+     * resending the same event gives the same id. Never NULL.
+     */
+    char *event_id;
+    int64_t outbox_id;         /* the id echoed at send time; 0 if absent */
+    /* The provider's message id as outboxd stored it at send time:
+     * SendGrid's without the part after the first ".", Mailgun's without
+     * angle brackets. */
+    char *provider_message_id;
+    char *recipient;           /* the address the event is about */
+    int64_t occurred_at;       /* unix seconds; 0 when unknown */
+    char *reason;              /* the provider's reason or diagnostic code */
+    char *raw;                 /* the JSON of this event, as one object */
+} outbox_event;
+
+typedef struct outbox_event_batch {
+    outbox_event *events;
+    size_t count;
+} outbox_event_batch;
+
+/* Frees every event of batch and sets it empty. Accepts an empty batch. */
+void outbox_event_batch_free(outbox_event_batch *batch);
+
+/*
+ * Parsers. Each reads the raw body of one webhook request, as the provider
+ * sent it, into batch (which must be empty). A body that is not what the
+ * provider sends (not JSON, not the documented shape, over a cap) fails
+ * with OUTBOX_EINVAL or OUTBOX_ELIMIT, err names the problem, and batch
+ * stays empty. A request with no events gives an empty batch and OK.
+ */
+
+/* SendGrid: a JSON array of event objects. */
+outbox_err outbox_events_parse_sendgrid(outbox_event_batch *batch,
+                                        outbox_error *err, const char *body,
+                                        size_t size);
+
+/* Mailgun: one JSON object with "signature" and "event-data". */
+outbox_err outbox_events_parse_mailgun(outbox_event_batch *batch,
+                                       outbox_error *err, const char *body,
+                                       size_t size);
+
+/*
+ * Amazon SES through SNS: an SNS Notification whose Message is the SES
+ * event as a JSON string. One SES event gives one outbox_event per
+ * recipient it names. Subscription confirmations are not events: see
+ * outbox_sns_parse.
+ */
+outbox_err outbox_events_parse_ses(outbox_event_batch *batch,
+                                   outbox_error *err, const char *body,
+                                   size_t size);
+
+/* Postmark: one JSON object with a RecordType. Keys are matched without
+ * regard to case ("MessageID" and "MessageId"). */
+outbox_err outbox_events_parse_postmark(outbox_event_batch *batch,
+                                        outbox_error *err, const char *body,
+                                        size_t size);
+
+/*
+ * Amazon SNS, which carries SES events over HTTPS. Every message, event or
+ * not, is a JSON object with a Type; its signature covers the fields below.
+ */
+typedef enum outbox_sns_type {
+    OUTBOX_SNS_NOTIFICATION,
+    OUTBOX_SNS_SUBSCRIPTION_CONFIRMATION,
+    OUTBOX_SNS_UNSUBSCRIBE_CONFIRMATION,
+} outbox_sns_type;
+
+/* The fields of one SNS message; strings are malloc'd, NULL when absent. */
+typedef struct outbox_sns_message {
+    outbox_sns_type type;
+    char *message_id;
+    char *topic_arn;
+    char *subject;
+    char *message;             /* for a Notification: the SES event JSON */
+    char *timestamp;
+    char *token;               /* confirmations only */
+    char *subscribe_url;       /* confirmations only */
+    char *signature_version;   /* "1" (SHA1) or "2" (SHA256) */
+    char *signature;           /* base64 */
+    char *signing_cert_url;
+} outbox_sns_message;
+
+/* Reads an SNS message. Fails with OUTBOX_EINVAL naming the field that is
+ * missing or malformed. */
+outbox_err outbox_sns_parse(outbox_sns_message *out, outbox_error *err,
+                            const char *body, size_t size);
+
+void outbox_sns_message_free(outbox_sns_message *message);
+
+/*
+ * Checks that url may be fetched for a signing certificate: https, a host
+ * of the form sns.<region>.amazonaws.com (or .com.cn), and a path ending
+ * in ".pem". Anything else fails with err->kind "unauthenticated".
+ */
+outbox_err outbox_sns_check_cert_url(outbox_error *err, const char *url);
+
+/*
+ * Checks message's signature with the PEM certificate cert_pem: the string
+ * to sign is built from the fields SNS signs for its type, and the RSA
+ * PKCS#1 v1.5 signature is checked with SHA1 (version 1) or SHA256
+ * (version 2).
+ */
+outbox_err outbox_sns_verify(outbox_error *err,
+                             const outbox_sns_message *message,
+                             const char *cert_pem, size_t cert_size);
+
+/*
+ * Checks. Each returns OUTBOX_EOK when the request is authentic, and
+ * otherwise OUTBOX_EINVAL with err->kind "unauthenticated" and a text that
+ * says why (never a secret). now is the current unix time.
+ */
+
+/*
+ * SendGrid's signed event webhook: signature_b64 is the base64 DER ECDSA
+ * signature from X-Twilio-Email-Event-Webhook-Signature, timestamp the
+ * value of X-Twilio-Email-Event-Webhook-Timestamp, and public_key_b64 the
+ * verification key as SendGrid shows it (base64 DER SubjectPublicKeyInfo,
+ * P-256). The signed data is the timestamp followed by the raw body. A
+ * timestamp more than max_age seconds away from now fails.
+ */
+outbox_err outbox_verify_sendgrid(outbox_error *err,
+                                  const char *public_key_b64,
+                                  const char *signature_b64,
+                                  const char *timestamp, const char *body,
+                                  size_t size, int64_t now, int64_t max_age);
+
+/*
+ * Mailgun: signature_hex must be the HMAC-SHA256, under signing_key, of
+ * timestamp followed by token, compared in constant time. A timestamp more
+ * than max_age seconds away from now fails. The caller also rejects a
+ * token it has seen before (outbox_token_cache).
+ */
+outbox_err outbox_verify_mailgun(outbox_error *err, const char *signing_key,
+                                 const char *timestamp, const char *token,
+                                 const char *signature_hex, int64_t now,
+                                 int64_t max_age);
+
+/*
+ * Postmark sends no signature: the webhook URL carries basic auth
+ * credentials. authorization is the request's Authorization header (or
+ * NULL); it must be "Basic " and the base64 of username:password, compared
+ * in constant time.
+ */
+outbox_err outbox_verify_basic_auth(outbox_error *err,
+                                    const char *authorization,
+                                    const char *username,
+                                    const char *password);
+
+/*
+ * A bounded set of recently seen tokens, for replay protection. Tokens
+ * older than max_age seconds are forgotten; when full, the oldest goes.
+ */
+typedef struct outbox_token_cache outbox_token_cache;
+
+outbox_err outbox_token_cache_create(outbox_token_cache **out,
+                                     size_t capacity, int64_t max_age);
+void outbox_token_cache_free(outbox_token_cache *cache);
+
+/* Returns true and remembers token if it was not seen within max_age;
+ * returns false for a replay. */
+bool outbox_token_cache_add(outbox_token_cache *cache, const char *token,
+                            int64_t now);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* OUTBOX_EVENTS_H */
