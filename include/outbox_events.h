@@ -230,6 +230,24 @@ void outbox_token_cache_free(outbox_token_cache *cache);
 bool outbox_token_cache_add(outbox_token_cache *cache, const char *token,
                             int64_t now);
 
+/*
+ * Stores the events of one webhook request in one transaction, for the
+ * configured provider named provider: each event is matched to its row
+ * (by the echoed outbox id, then by the provider's message id), stored in
+ * delivery_event unless the provider sent it before, and applied: the
+ * recipient's status and the message's status move forward, and a hard
+ * bounce or a complaint adds the address to the suppression list. Events
+ * that match no row are stored with a NULL outbox_id. *stored receives the
+ * number of new events. Fails with OUTBOX_EBUSY when another writer holds
+ * the database longer than the busy timeout; nothing is written then, and
+ * the provider should be told to resend.
+ */
+outbox_err outbox_store_record_events(outbox_store *store, outbox_error *err,
+                                      const char *provider,
+                                      const outbox_event *events,
+                                      size_t count, int64_t now,
+                                      size_t *stored);
+
 #ifdef __cplusplus
 }
 #endif

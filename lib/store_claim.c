@@ -436,6 +436,18 @@ static outbox_err check_row(outbox_store *store, outbox_error *err,
         return outbox_error_set(err, rc, "internal", "%s", why.text);
     if (rc != OUTBOX_EOK)
         return fail_row(store, err, claimed, &why, job->now);
+    memset(&why, 0, sizeof(why));
+    rc = outbox__store_drop_suppressed(store, err, *message, job->now, &why);
+    if (rc == OUTBOX_EOK && why.kind[0] != '\0') {
+        outbox_message_free(*message);
+        *message = NULL;
+        return fail_row(store, err, claimed, &why, job->now);
+    }
+    if (rc != OUTBOX_EOK) {
+        outbox_message_free(*message);
+        *message = NULL;
+        return rc;
+    }
     if ((*message)->message_id == NULL) {
         rc = make_message_id(*message);
         if (rc != OUTBOX_EOK) {

@@ -70,6 +70,43 @@ outbox_err outbox__store_transaction(outbox_store *store, outbox_error *err,
                                      bool persist, outbox_store_body body,
                                      void *context);
 
+/* store_events.c: delivery truth from webhooks. */
+
+/* Sets a recipient's status unless it already has a higher rank. */
+outbox_err outbox__store_set_recipient(outbox_store *store, outbox_error *err,
+                                       int64_t outbox_id,
+                                       const char *recipient,
+                                       const char *status, const char *detail,
+                                       int64_t now);
+
+/* Moves a sent message to its best recipient's outcome, if higher. */
+outbox_err outbox__store_update_message_status(outbox_store *store,
+                                               outbox_error *err,
+                                               int64_t outbox_id,
+                                               int64_t now);
+
+/* Marks the pending recipients of a message that was just recorded as
+ * sent, then applies the events that arrived before. */
+outbox_err outbox__store_recipients_sent(outbox_store *store,
+                                         outbox_error *err, int64_t outbox_id,
+                                         int64_t now);
+
+/* Adds address to the suppression list unless it is there already. */
+outbox_err outbox__store_suppress(outbox_store *store, outbox_error *err,
+                                  const char *address, const char *reason,
+                                  const char *provider, const char *detail,
+                                  int64_t outbox_id, int64_t now);
+
+/*
+ * Removes the suppressed addresses from a claimed message's to, cc and bcc
+ * and records every recipient in delivery_recipient. When none is left,
+ * fills why (kind "suppressed"); err is for database failures only.
+ */
+outbox_err outbox__store_drop_suppressed(outbox_store *store,
+                                         outbox_error *err,
+                                         outbox_message *message, int64_t now,
+                                         outbox_error *why);
+
 /* A number in [0, 1) for jitter. */
 double outbox__store_random(outbox_store *store);
 

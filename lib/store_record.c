@@ -230,6 +230,9 @@ static outbox_err record_one(outbox_store *store, outbox_error *err,
     }
     if (rc == OUTBOX_EOK)
         rc = write_move(store, err, job, outcome, &to, &applied);
+    if (rc == OUTBOX_EOK && applied && result->kind == OUTBOX_RESULT_SENT)
+        rc = outbox__store_recipients_sent(store, err, outcome->id,
+                                           outcome->finished_at);
     if (rc == OUTBOX_EOK)
         log_move(store, outcome, &to, applied);
     return rc;

@@ -8,6 +8,7 @@
 
 #include "check.h"
 #include "outbox.h"
+#include "schema.h"
 #include "store_internal.h"
 
 static char folder[] = "/tmp/outbox-store-XXXXXX";
@@ -37,9 +38,8 @@ static void run_sql(const char *sql)
 }
 
 /* Returns the first column of the first row as a malloc'd string. */
-static char *query_text(const char *sql)
+static char *query_text_on(sqlite3 *db, const char *sql)
 {
-    sqlite3 *db = side_connection();
     sqlite3_stmt *stmt = NULL;
     char *text = NULL;
 
@@ -53,6 +53,14 @@ static char *query_text(const char *sql)
             strcpy(text, value);
     }
     sqlite3_finalize(stmt);
+    return text;
+}
+
+static char *query_text(const char *sql)
+{
+    sqlite3 *db = side_connection();
+    char *text = query_text_on(db, sql);
+
     sqlite3_close(db);
     return text;
 }
@@ -63,6 +71,8 @@ static char *query_text(const char *sql)
         CHECK_STR(check_text_, want);                                    \
         free(check_text_);                                               \
     } while (0)
+
+static void check_migrates_from_version_1(void);
 
 static outbox_store *open_store(const char *owner)
 {
@@ -99,7 +109,7 @@ static void schema_and_settings(void)
     outbox_error err;
 
     CHECK_CASE("schema version and WAL");
-    CHECK_QUERY("PRAGMA user_version", "2");
+    CHECK_QUERY("PRAGMA user_version", "3");
     CHECK_QUERY("PRAGMA journal_mode", "wal");
     outbox_store_close(store);
 
@@ -110,23 +120,55 @@ static void schema_and_settings(void)
               OUTBOX_ESCHEMA);
     CHECK(newer == NULL);
     CHECK_CONTAINS(err.text, "schema version 99 is newer");
-    run_sql("PRAGMA user_version = 2");
+    run_sql("PRAGMA user_version = 3");
 
-    /* A database at version 1, with a row in it, as a site would have it
-     * before the template columns existed. */
+    /* A database made by the first version only, with a row in it, as a
+     * site that installed it would have it. */
     CHECK_CASE("version 1 migrates in place");
-    run_sql("INSERT INTO outbox (sender, recipients, body_text) "
-            "VALUES ('a@example.com', 'b@example.org', 'kept');"
-            "ALTER TABLE outbox DROP COLUMN template;"
-            "ALTER TABLE outbox DROP COLUMN template_data;"
-            "PRAGMA user_version = 1");
-    store = open_store("a");
-    CHECK_QUERY("PRAGMA user_version", "2");
-    CHECK_QUERY("SELECT count(*) FROM pragma_table_info('outbox') "
-                "WHERE name IN ('template', 'template_data')", "2");
-    CHECK_QUERY("SELECT body_text FROM outbox", "kept");
-    run_sql("DELETE FROM outbox");
+    check_migrates_from_version_1();
+}
+
+static void check_migrates_from_version_1(void)
+{
+    char old_path[300];
+    sqlite3 *db = NULL;
+    outbox_store_options options;
+    outbox_store *store = NULL;
+    outbox_error err;
+    char *value;
+
+    snprintf(old_path, sizeof(old_path), "%s/version1.db", folder);
+    if (sqlite3_open(old_path, &db) != SQLITE_OK
+        || sqlite3_exec(db, outbox_migrations[0].sql, NULL, NULL, NULL)
+               != SQLITE_OK
+        || sqlite3_exec(db, "INSERT INTO outbox (sender, recipients, "
+                            "body_text) VALUES ('a@example.com', "
+                            "'b@example.org', 'kept'); "
+                            "PRAGMA user_version = 1", NULL, NULL, NULL)
+               != SQLITE_OK)
+        CHECK_FAIL("making a version 1 database: %s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+
+    outbox_store_options_default(&options);
+    options.owner = "a";
+    CHECK_INT(outbox_store_open(&store, &err, old_path, &options),
+              OUTBOX_EOK);
     outbox_store_close(store);
+    sqlite3_open(old_path, &db);
+    value = query_text_on(db, "PRAGMA user_version");
+    CHECK_INT(atoi(value ? value : "0"), outbox_store_schema_version());
+    free(value);
+    value = query_text_on(db, "SELECT count(*) FROM pragma_table_info("
+                              "'outbox') WHERE name IN ('template', "
+                              "'template_data')");
+    CHECK_STR(value, "2");
+    free(value);
+    value = query_text_on(db, "SELECT body_text FROM outbox");
+    CHECK_STR(value, "kept");
+    free(value);
+    sqlite3_close(db);
+    /* Closing the last connection removed the -wal and -shm files. */
+    unlink(old_path);
 }
 
 static outbox_message **claim(outbox_store *store, size_t *count,
