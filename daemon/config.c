@@ -27,7 +27,11 @@ static const char *const known_keys[] = {
     "database", "default_provider", "providers", "concurrency",
     "claim_batch", "poll_interval_ms", "heartbeat_seconds",
     "lease_seconds", "shutdown_seconds", "busy_timeout_ms", "synchronous",
-    "retry_unknown_outcome", "log_level", "retry", NULL};
+    "retry_unknown_outcome", "log_level", "retry", "webhooks", NULL};
+
+static const char *const webhook_keys[] = {
+    "listen", "port", "max_body_bytes", "max_connections",
+    "read_timeout_seconds", "max_age_seconds", NULL};
 
 static const char *const retry_keys[] = {
     "base_delay_seconds", "max_delay_seconds", "jitter", "max_attempts",
@@ -182,6 +186,10 @@ static void set_defaults(outboxd_config *config)
     config->heartbeat_seconds = 5;
     config->shutdown_seconds = 30;
     config->log_level = OUTBOX_LOG_INFO;
+    config->webhooks.max_body_bytes = 5 << 20;
+    config->webhooks.max_connections = 64;
+    config->webhooks.read_timeout_seconds = 10;
+    config->webhooks.max_age_seconds = 600;
 }
 
 static outbox_err read_providers(outboxd_config *config, outbox_error *err,
@@ -294,6 +302,45 @@ static outbox_err read_numbers(outboxd_config *config, outbox_error *err,
     return OUTBOX_EOK;
 }
 
+/* Reads the "webhooks" object. Binding to anything but a loopback
+ * address is a choice the config states, never a default. */
+static outbox_err read_webhooks(outboxd_config *config, outbox_error *err,
+                                const char *path, const cJSON *object)
+{
+    outboxd_webhooks *webhooks = &config->webhooks;
+    const int_key keys[] = {
+        {"port", &webhooks->port, 0, 65535},
+        {"max_body_bytes", &webhooks->max_body_bytes, 1024, 64 << 20},
+        {"max_connections", &webhooks->max_connections, 1, 10000},
+        {"read_timeout_seconds", &webhooks->read_timeout_seconds, 1, 300},
+        {"max_age_seconds", &webhooks->max_age_seconds, 10, 86400},
+    };
+    outbox_err rc;
+
+    if (!cJSON_IsObject(object))
+        return outbox_error_set(err, OUTBOX_ECONFIG, "config",
+                                "%s: \"webhooks\" must be an object", path);
+    rc = check_keys(err, path, object, webhook_keys, "webhooks.");
+    if (rc == OUTBOX_EOK
+        && cJSON_GetObjectItemCaseSensitive(object, "port") == NULL)
+        rc = outbox_error_set(err, OUTBOX_ECONFIG, "config",
+                              "%s: \"webhooks.port\" is missing; set the "
+                              "port the providers post to", path);
+    for (size_t i = 0; rc == OUTBOX_EOK && i < sizeof(keys) / sizeof(keys[0]);
+         i++)
+        rc = read_int(err, path, object, &keys[i], "webhooks.");
+    if (rc == OUTBOX_EOK)
+        rc = read_string(err, path, object, "listen", &webhooks->listen);
+    if (rc == OUTBOX_EOK && webhooks->listen == NULL) {
+        webhooks->listen = strdup("127.0.0.1");
+        if (webhooks->listen == NULL)
+            rc = outbox_error_set(err, OUTBOX_ENOMEM, "config",
+                                  "out of memory");
+    }
+    webhooks->enabled = rc == OUTBOX_EOK;
+    return rc;
+}
+
 outbox_err outboxd_config_parse(outboxd_config *config, outbox_error *err,
                                 const char *text, const char *path)
 {
@@ -336,6 +383,9 @@ outbox_err outboxd_config_parse(outboxd_config *config, outbox_error *err,
     item = cJSON_GetObjectItemCaseSensitive(root, "retry");
     if (rc == OUTBOX_EOK && item != NULL)
         rc = read_retry(config, err, path, item);
+    item = cJSON_GetObjectItemCaseSensitive(root, "webhooks");
+    if (rc == OUTBOX_EOK && item != NULL)
+        rc = read_webhooks(config, err, path, item);
     if (rc == OUTBOX_EOK)
         rc = read_providers(config, err, path, root);
     if (rc == OUTBOX_EOK)
@@ -405,6 +455,7 @@ void outboxd_config_free(outboxd_config *config)
     free(config->database);
     free(config->default_provider);
     free(config->synchronous);
+    free(config->webhooks.listen);
     cJSON_Delete(config->providers);
     memset(config, 0, sizeof(*config));
 }

@@ -8,6 +8,17 @@
 
 #include "outbox.h"
 
+/* The webhook listener; enabled only by a "webhooks" object in config. */
+typedef struct outboxd_webhooks {
+    bool enabled;
+    char *listen;                /* address to bind; 127.0.0.1 by default */
+    int port;                    /* 0 picks a free port, which is logged */
+    int max_body_bytes;          /* a larger request gets 413 */
+    int max_connections;         /* further connections are closed at once */
+    int read_timeout_seconds;    /* a request must arrive within this */
+    int max_age_seconds;         /* signed timestamps older than this fail */
+} outboxd_webhooks;
+
 typedef struct outboxd_config {
     char *database;              /* path of the SQLite file */
     char *default_provider;      /* name used for rows whose provider is NULL */
@@ -20,6 +31,7 @@ typedef struct outboxd_config {
     outbox_log_level log_level;
     outbox_store_options store;  /* owner is filled in by the daemon */
     char *synchronous;           /* storage for store.synchronous */
+    outboxd_webhooks webhooks;
 } outboxd_config;
 
 /*

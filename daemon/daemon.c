@@ -24,6 +24,8 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "listener.h"
+#include "webhook.h"
 
 /* A drain checks for remaining rows at most this often. */
 #define DRAIN_CHECK_MS 100
@@ -376,6 +378,9 @@ static void on_worker_done(void *context, worker_job *job)
         d->finishing = true;
         uv_stop(d->loop);
         return;
+    case JOB_EVENTS:
+        listener_events_done(d, job);
+        return;
     }
     worker_job_free(job);
     maybe_finish(d);
@@ -399,6 +404,7 @@ static void begin_stop(daemon_state *d, const char *why)
     d->stopping = true;
     outbox_log(&d->logger, OUTBOX_LOG_INFO,
                "stopping reason=%s in_flight=%zu", why, d->in_flight);
+    listener_stop(d);
     uv_timer_stop(&d->claim_timer);
     uv_timer_start(&d->shutdown_timer, on_shutdown_timer,
                    (uint64_t)d->config->shutdown_seconds * 1000, 0);
@@ -430,6 +436,19 @@ static void on_signal(uv_signal_t *handle, int signal_number)
     begin_stop(d, signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
+/* Checks the providers' webhook keys, which the listener reads again when
+ * it starts, so a wrong one stops the daemon like any config error. */
+static outbox_err check_webhooks(daemon_state *d, outbox_error *err)
+{
+    webhook_endpoints endpoints;
+    outbox_err rc = webhook_endpoints_load(&endpoints, err,
+                                           d->config->providers,
+                                           d->config->webhooks.max_age_seconds);
+
+    webhook_endpoints_free(&endpoints);
+    return rc;
+}
+
 static outbox_err create_providers(daemon_state *d, outbox_error *err)
 {
     const cJSON *item;
@@ -455,7 +474,7 @@ static outbox_err create_providers(daemon_state *d, outbox_error *err)
                    outbox_provider_name(slot->provider),
                    outbox_provider_type(slot->provider));
     }
-    return OUTBOX_EOK;
+    return check_webhooks(d, err);
 }
 
 static void free_providers(daemon_state *d)
@@ -579,6 +598,11 @@ int daemon_run(outboxd_config *config, bool drain)
         close_handles(&d);
         goto cleanup;
     }
+    if (listener_start(&d) != 0) {
+        listener_stop(&d);
+        close_handles(&d);
+        goto cleanup;
+    }
     outbox_log(&d.logger, OUTBOX_LOG_INFO,
                "started database=%s owner=%s concurrency=%d mode=%s",
                config->database, config->store.owner, config->concurrency,
@@ -589,6 +613,7 @@ int daemon_run(outboxd_config *config, bool drain)
     outbox_log(&d.logger, OUTBOX_LOG_INFO, "stopped exit_code=%d", exit_code);
 
 cleanup:
+    listener_free(&d);
     free(d.outcomes);
     outbox_store_close(store);
     free_providers(&d);

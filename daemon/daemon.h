@@ -48,6 +48,7 @@ typedef struct daemon_state {
     uv_timer_t shutdown_timer;
     uv_signal_t sigterm;
     uv_signal_t sigint;
+    struct listener *listener;       /* webhooks; NULL when not enabled */
 
     size_t in_flight;                /* transfers and local deliveries */
     bool claim_pending;

@@ -33,6 +33,7 @@ void worker_job_free(worker_job *job)
     free(job->outcomes);
     free(job->names);
     outbox_messages_free(job->messages, job->message_count);
+    outbox_event_batch_free(&job->events);
     free(job);
 }
 
@@ -196,6 +197,14 @@ static void run_job(worker *w, worker_job *job)
         break;
     case JOB_SIGN_OFF:
         job->rc = outbox_store_sign_off(w->store, &job->err);
+        break;
+    case JOB_EVENTS:
+        job->rc = outbox_store_record_events(w->store, &job->err,
+                                             job->provider,
+                                             job->events.events,
+                                             job->events.count, job->now,
+                                             &job->stored);
+        w->quiet = false;
         break;
     }
 }

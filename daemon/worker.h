@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "outbox.h"
+#include "outbox_events.h"
 
 typedef enum worker_job_kind {
     JOB_CLAIM,      /* claim and dispatch up to limit rows */
@@ -22,6 +23,7 @@ typedef enum worker_job_kind {
     JOB_MAINTAIN,   /* heartbeat, lease renewal, expired leases */
     JOB_PENDING,    /* count what keeps a drain running */
     JOB_SIGN_OFF,   /* remove the heartbeat on a clean stop */
+    JOB_EVENTS,     /* store the events of one webhook request */
 } worker_job_kind;
 
 typedef struct worker_job {
@@ -40,6 +42,14 @@ typedef struct worker_job {
     /* Claim output, or release input: owned by the job. */
     outbox_message **messages;
     size_t message_count;
+
+    /* Webhook events, owned by the job, and the provider that sent
+     * them (borrowed). webhook is the listener's request, which the loop
+     * answers when the job comes back. */
+    outbox_event_batch events;
+    const char *provider;
+    void *webhook;
+    size_t stored;
 
     /* Results. */
     outbox_err rc;

@@ -103,7 +103,10 @@ static outbox_err read_provider_name(const char **name, outbox_error *err,
 static bool provider_key_known(const outbox_provider_ops *ops,
                                const char *key)
 {
-    if (strcmp(key, "name") == 0 || strcmp(key, "type") == 0)
+    /* Keys starting with "webhook_" configure the daemon's webhook
+     * listener, which checks them itself. */
+    if (strcmp(key, "name") == 0 || strcmp(key, "type") == 0
+        || strncmp(key, "webhook_", 8) == 0)
         return true;
     for (size_t i = 0; ops->keys != NULL && ops->keys[i] != NULL; i++) {
         if (strcmp(ops->keys[i], key) == 0)

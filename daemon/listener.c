@@ -1,0 +1,592 @@
+/*
+ * listener.c - the webhook listener on the daemon's loop.
+ *
+ * One request per connection: the listener reads a request (llhttp),
+ * checks and parses it on the loop thread (webhook.c: no SQLite), posts the
+ * events to the store thread, and answers when the commit is done: 200,
+ * or 503 if the database could not take them, so the provider sends them
+ * again. Every answer closes the connection, so no request waits behind
+ * another and no connection stays idle.
+ *
+ * Bounds: the request line and headers (LISTENER_MAX_HEADER_BYTES, 431),
+ * the body (webhooks.max_body_bytes, 413), the number of connections
+ * (webhooks.max_connections; more are closed at once) and the time a
+ * request may take to arrive (webhooks.read_timeout_seconds, 408).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <llhttp.h>
+
+#include "listener.h"
+#include "webhook.h"
+
+#define LISTENER_MAX_HEADER_BYTES (16 * 1024)
+#define LISTENER_MAX_PATH 256
+#define LISTENER_MAX_VALUE 1024
+
+/* Headers the checks read, in the order of webhook_request's fields. */
+enum header_slot {
+    SLOT_CONTENT_TYPE,
+    SLOT_AUTHORIZATION,
+    SLOT_SIGNATURE,
+    SLOT_TIMESTAMP,
+    SLOT_COUNT,
+    SLOT_NONE = SLOT_COUNT,
+};
+
+static const char *const slot_names[SLOT_COUNT] = {
+    "content-type",
+    "authorization",
+    "x-twilio-email-event-webhook-signature",
+    "x-twilio-email-event-webhook-timestamp",
+};
+
+struct listener {
+    daemon_state *daemon;
+    uv_tcp_t tcp;
+    llhttp_settings_t settings;
+    webhook_endpoints endpoints;
+    struct connection *connections;
+    size_t connection_count;
+    bool closing;
+};
+
+typedef struct connection {
+    struct listener *listener;
+    struct connection *prev;
+    struct connection *next;
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    int open_handles;
+    llhttp_t parser;
+    bool done_reading;          /* the request is complete or rejected */
+    bool in_worker;             /* a JOB_EVENTS job carries this request */
+    bool closing;
+
+    char path[LISTENER_MAX_PATH + 1];
+    size_t path_length;
+    char field[64];
+    size_t field_length;
+    enum header_slot slot;
+    char values[SLOT_COUNT][LISTENER_MAX_VALUE + 1];
+    size_t value_lengths[SLOT_COUNT];
+    bool seen[SLOT_COUNT];
+    size_t header_bytes;
+    char *body;
+    size_t body_length;
+    int status;                 /* set when a bound is broken */
+    const char *reason;
+} connection;
+
+/* ------------------------------------------------------------------ */
+/* Connections                                                         */
+/* ------------------------------------------------------------------ */
+
+static void on_handle_closed(uv_handle_t *handle)
+{
+    connection *c = handle->data;
+
+    if (--c->open_handles > 0)
+        return;
+    free(c->body);
+    free(c);
+}
+
+/* Closes c, unless the store still holds its request: then the job's
+ * return frees it. */
+static void connection_close(connection *c)
+{
+    struct listener *l = c->listener;
+
+    if (c->closing)
+        return;
+    c->closing = true;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        l->connections = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    l->connection_count--;
+    if (c->in_worker)
+        return;
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+static void on_write_done(uv_write_t *request, int status)
+{
+    connection *c = request->data;
+
+    (void)status;
+    free(request);
+    connection_close(c);
+}
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 431: return "Request Header Fields Too Large";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+    }
+}
+
+/* Sends the answer and closes the connection when it is written. */
+static void respond(connection *c, int status, const char *text)
+{
+    uv_write_t *request;
+    char *out;
+    int length;
+    uv_buf_t buffer;
+
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_timer_stop(&c->timer);
+    c->done_reading = true;
+    request = malloc(sizeof(*request) + 2048);
+    if (request == NULL) {
+        connection_close(c);
+        return;
+    }
+    out = (char *)(request + 1);
+    length = snprintf(out, 2048,
+                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+                      "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
+                      status, status_text(status), strlen(text) + 1, text);
+    if (length < 0 || length >= 2048) {
+        free(request);
+        connection_close(c);
+        return;
+    }
+    buffer = uv_buf_init(out, (unsigned)length);
+    request->data = c;
+    if (uv_write(request, (uv_stream_t *)&c->tcp, &buffer, 1, on_write_done)
+        != 0) {
+        free(request);
+        connection_close(c);
+    }
+}
+
+/* Logs a rejected request with its reason, then answers it. */
+static void reject(connection *c, int status, const char *reason)
+{
+    outbox_log(&c->listener->daemon->logger, OUTBOX_LOG_WARN,
+               "webhook rejected: path=%s status=%d error=\"%s\"",
+               c->path_length > 0 ? c->path : "-", status, reason);
+    respond(c, status, reason);
+}
+
+/* ------------------------------------------------------------------ */
+/* Parsing                                                             */
+/* ------------------------------------------------------------------ */
+
+static connection *parser_connection(llhttp_t *parser)
+{
+    return parser->data;
+}
+
+/* Stops the parser with a bound that was broken. */
+static int fail_bound(connection *c, int status, const char *reason)
+{
+    c->status = status;
+    c->reason = reason;
+    return HPE_USER;
+}
+
+static int count_header_bytes(connection *c, size_t length)
+{
+    c->header_bytes += length;
+    return c->header_bytes > LISTENER_MAX_HEADER_BYTES
+               ? fail_bound(c, 431, "the request line and headers are "
+                                    "too large")
+               : 0;
+}
+
+static int on_url(llhttp_t *parser, const char *at, size_t length)
+{
+    connection *c = parser_connection(parser);
+
+    if (c->path_length + length > LISTENER_MAX_PATH)
+        return fail_bound(c, 404, "the path is too long");
+    memcpy(c->path + c->path_length, at, length);
+    c->path_length += length;
+    c->path[c->path_length] = '\0';
+    return count_header_bytes(c, length);
+}
+
+static int on_header_field(llhttp_t *parser, const char *at, size_t length)
+{
+    connection *c = parser_connection(parser);
+
+    if (c->field_length + length < sizeof(c->field)) {
+        memcpy(c->field + c->field_length, at, length);
+        c->field_length += length;
+    } else {
+        c->field_length = sizeof(c->field);  /* longer than any we keep */
+    }
+    return count_header_bytes(c, length);
+}
+
+static int on_header_field_complete(llhttp_t *parser)
+{
+    connection *c = parser_connection(parser);
+
+    c->slot = SLOT_NONE;
+    if (c->field_length < sizeof(c->field)) {
+        c->field[c->field_length] = '\0';
+        for (int i = 0; i < SLOT_COUNT; i++) {
+            if (strcasecmp(c->field, slot_names[i]) == 0)
+                c->slot = (enum header_slot)i;
+        }
+    }
+    c->field_length = 0;
+    if (c->slot != SLOT_NONE && c->seen[c->slot])
+        return fail_bound(c, 400, "a header the check reads is repeated");
+    return 0;
+}
+
+static int on_header_value(llhttp_t *parser, const char *at, size_t length)
+{
+    connection *c = parser_connection(parser);
+    enum header_slot slot = c->slot;
+
+    if (slot != SLOT_NONE) {
+        if (c->value_lengths[slot] + length > LISTENER_MAX_VALUE)
+            return fail_bound(c, 431, "a header value is too long");
+        memcpy(c->values[slot] + c->value_lengths[slot], at, length);
+        c->value_lengths[slot] += length;
+        c->values[slot][c->value_lengths[slot]] = '\0';
+        c->seen[slot] = true;
+    }
+    return count_header_bytes(c, length);
+}
+
+static int on_headers_complete(llhttp_t *parser)
+{
+    connection *c = parser_connection(parser);
+    size_t max_body =
+        (size_t)c->listener->daemon->config->webhooks.max_body_bytes;
+
+    if ((parser->flags & F_CONTENT_LENGTH) && parser->content_length > max_body)
+        return fail_bound(c, 413, "the body is larger than max_body_bytes");
+    return 0;
+}
+
+static int on_body(llhttp_t *parser, const char *at, size_t length)
+{
+    connection *c = parser_connection(parser);
+    size_t max_body =
+        (size_t)c->listener->daemon->config->webhooks.max_body_bytes;
+    char *grown;
+
+    if (c->body_length + length > max_body)
+        return fail_bound(c, 413, "the body is larger than max_body_bytes");
+    grown = realloc(c->body, c->body_length + length + 1);
+    if (grown == NULL)
+        return fail_bound(c, 503, "out of memory for the body");
+    c->body = grown;
+    memcpy(c->body + c->body_length, at, length);
+    c->body_length += length;
+    c->body[c->body_length] = '\0';
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *parser)
+{
+    connection *c = parser_connection(parser);
+
+    c->done_reading = true;
+    return HPE_PAUSED;
+}
+
+/* ------------------------------------------------------------------ */
+/* Requests                                                            */
+/* ------------------------------------------------------------------ */
+
+/* Checks and parses a complete request, then hands its events to the
+ * store thread. */
+static void handle_request(connection *c)
+{
+    struct listener *l = c->listener;
+    daemon_state *d = l->daemon;
+    char *query = strchr(c->path, '?');
+    const webhook_endpoint *endpoint;
+    webhook_request request;
+    outbox_error err = {{0}, {0}};
+    worker_job *job;
+    int status;
+
+    if (query != NULL)
+        *query = '\0';
+    endpoint = webhook_find(&l->endpoints, c->path);
+    if (endpoint == NULL) {
+        reject(c, 404, "no webhook endpoint at this path");
+        return;
+    }
+    if (llhttp_get_method(&c->parser) != HTTP_POST) {
+        reject(c, 405, "webhooks take POST only");
+        return;
+    }
+    job = worker_job_new(JOB_EVENTS);
+    if (job == NULL) {
+        reject(c, 503, "out of memory");
+        return;
+    }
+    memset(&request, 0, sizeof(request));
+    request.content_type = c->seen[SLOT_CONTENT_TYPE]
+                               ? c->values[SLOT_CONTENT_TYPE] : NULL;
+    request.authorization = c->seen[SLOT_AUTHORIZATION]
+                                ? c->values[SLOT_AUTHORIZATION] : NULL;
+    request.signature = c->seen[SLOT_SIGNATURE] ? c->values[SLOT_SIGNATURE]
+                                                : NULL;
+    request.timestamp = c->seen[SLOT_TIMESTAMP] ? c->values[SLOT_TIMESTAMP]
+                                                : NULL;
+    request.body = c->body != NULL ? c->body : "";
+    request.body_size = c->body_length;
+    request.now = (int64_t)time(NULL);
+    status = webhook_accept(endpoint, &request,
+                            d->config->webhooks.max_age_seconds,
+                            &job->events, &err);
+    if (status != 0) {
+        worker_job_free(job);
+        outbox_log(&d->logger, OUTBOX_LOG_WARN,
+                   "webhook rejected: provider=%s status=%d kind=%s "
+                   "error=\"%s\"", endpoint->provider, status, err.kind,
+                   err.text);
+        respond(c, status, err.text);
+        return;
+    }
+    job->provider = endpoint->provider;
+    job->webhook = c;
+    job->now = request.now;
+    c->in_worker = true;
+    worker_post(&d->worker, job);
+}
+
+void listener_events_done(daemon_state *d, worker_job *job)
+{
+    connection *c = job->webhook;
+
+    c->in_worker = false;
+    if (job->rc != OUTBOX_EOK)
+        outbox_log(&d->logger, OUTBOX_LOG_ERROR,
+                   "webhook not stored: provider=%s events=%zu error=\"%s\"; "
+                   "answered 503 so the provider sends them again",
+                   job->provider, job->events.count, job->err.text);
+    else
+        outbox_log(&d->logger, OUTBOX_LOG_INFO,
+                   "webhook stored: provider=%s events=%zu new=%zu",
+                   job->provider, job->events.count, job->stored);
+    if (c->closing) {
+        /* The client went away: a provider that saw no answer sends the
+         * events again, and a resent event is ignored. */
+        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    } else if (job->rc == OUTBOX_EOK) {
+        respond(c, 200, "stored");
+    } else {
+        respond(c, 503, "the database could not take the events; "
+                        "send them again");
+    }
+    worker_job_free(job);
+}
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buffer)
+{
+    static char input[64 * 1024];
+
+    (void)handle;
+    (void)suggested;
+    *buffer = uv_buf_init(input, sizeof(input));
+}
+
+static void on_read(uv_stream_t *stream, ssize_t count, const uv_buf_t *buf)
+{
+    connection *c = stream->data;
+    llhttp_errno_t rc;
+
+    if (count < 0) {
+        /* The client closed or reset before a whole request arrived. */
+        connection_close(c);
+        return;
+    }
+    if (count == 0 || c->done_reading)
+        return;
+    rc = llhttp_execute(&c->parser, buf->base, (size_t)count);
+    if (rc == HPE_PAUSED) {
+        handle_request(c);
+    } else if (rc == HPE_USER) {
+        reject(c, c->status, c->reason);
+    } else if (rc != HPE_OK) {
+        reject(c, 400, llhttp_errno_name(rc));
+    }
+}
+
+static void on_timeout(uv_timer_t *timer)
+{
+    connection *c = timer->data;
+
+    if (!c->done_reading)
+        reject(c, 408, "the request did not arrive within "
+                       "read_timeout_seconds");
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct listener *l = server->data;
+    daemon_state *d = l->daemon;
+    connection *c;
+
+    if (status < 0)
+        return;
+    c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return;
+    c->listener = l;
+    uv_tcp_init(d->loop, &c->tcp);
+    uv_timer_init(d->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->open_handles = 2;
+    c->next = l->connections;
+    if (l->connections != NULL)
+        l->connections->prev = c;
+    l->connections = c;
+    l->connection_count++;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0
+        || l->connection_count > (size_t)d->config->webhooks.max_connections) {
+        connection_close(c);
+        return;
+    }
+    llhttp_init(&c->parser, HTTP_REQUEST, &l->settings);
+    c->parser.data = c;
+    uv_timer_start(&c->timer, on_timeout,
+                   (uint64_t)d->config->webhooks.read_timeout_seconds * 1000,
+                   0);
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+/* ------------------------------------------------------------------ */
+/* Start and stop                                                      */
+/* ------------------------------------------------------------------ */
+
+static int bind_and_listen(struct listener *l, const outboxd_webhooks *config)
+{
+    struct sockaddr_storage address;
+    struct sockaddr_storage bound;
+    int length = sizeof(bound);
+    char text[64] = "";
+    int rc;
+
+    rc = uv_ip4_addr(config->listen, config->port,
+                     (struct sockaddr_in *)&address);
+    if (rc != 0)
+        rc = uv_ip6_addr(config->listen, config->port,
+                         (struct sockaddr_in6 *)&address);
+    if (rc == 0)
+        rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&address, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&l->tcp, 128, on_connection);
+    if (rc != 0) {
+        outbox_log(&l->daemon->logger, OUTBOX_LOG_ERROR,
+                   "webhooks: cannot listen on %s port %d: %s",
+                   config->listen, config->port, uv_strerror(rc));
+        return -1;
+    }
+    uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &length);
+    if (bound.ss_family == AF_INET)
+        uv_ip4_name((struct sockaddr_in *)&bound, text, sizeof(text));
+    else
+        uv_ip6_name((struct sockaddr_in6 *)&bound, text, sizeof(text));
+    outbox_log(&l->daemon->logger, OUTBOX_LOG_INFO,
+               "webhooks listening: address=%s port=%d endpoints=%zu", text,
+               ntohs(((struct sockaddr_in *)&bound)->sin_port),
+               l->endpoints.count);
+    return 0;
+}
+
+int listener_start(daemon_state *d)
+{
+    struct listener *l;
+    outbox_error err = {{0}, {0}};
+
+    if (!d->config->webhooks.enabled)
+        return 0;
+    l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return -1;
+    l->daemon = d;
+    if (webhook_endpoints_load(&l->endpoints, &err, d->config->providers,
+                               d->config->webhooks.max_age_seconds)
+        != OUTBOX_EOK) {
+        outbox_log(&d->logger, OUTBOX_LOG_ERROR, "%s", err.text);
+        free(l);
+        return -1;
+    }
+    for (size_t i = 0; i < l->endpoints.count; i++) {
+        const webhook_endpoint *endpoint = &l->endpoints.items[i];
+
+        outbox_log(&d->logger,
+                   endpoint->insecure ? OUTBOX_LOG_WARN : OUTBOX_LOG_INFO,
+                   "webhook endpoint: path=%s type=%s%s", endpoint->path,
+                   endpoint->type,
+                   endpoint->insecure ? " checks=OFF (insecure)" : "");
+    }
+    llhttp_settings_init(&l->settings);
+    l->settings.on_url = on_url;
+    l->settings.on_header_field = on_header_field;
+    l->settings.on_header_field_complete = on_header_field_complete;
+    l->settings.on_header_value = on_header_value;
+    l->settings.on_headers_complete = on_headers_complete;
+    l->settings.on_body = on_body;
+    l->settings.on_message_complete = on_message_complete;
+    uv_tcp_init(d->loop, &l->tcp);
+    l->tcp.data = l;
+    d->listener = l;
+    if (bind_and_listen(l, &d->config->webhooks) != 0) {
+        listener_stop(d);
+        return -1;
+    }
+    return 0;
+}
+
+void listener_stop(daemon_state *d)
+{
+    struct listener *l = d->listener;
+    connection *c;
+    connection *next;
+
+    if (l == NULL || l->closing)
+        return;
+    l->closing = true;
+    /* A request in the store thread is answered when its job returns. */
+    for (c = l->connections; c != NULL; c = next) {
+        next = c->next;
+        if (!c->in_worker)
+            connection_close(c);
+    }
+    uv_close((uv_handle_t *)&l->tcp, NULL);
+}
+
+void listener_free(daemon_state *d)
+{
+    struct listener *l = d->listener;
+
+    if (l == NULL)
+        return;
+    webhook_endpoints_free(&l->endpoints);
+    free(l);
+    d->listener = NULL;
+}
