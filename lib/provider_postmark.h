@@ -7,7 +7,10 @@
 
 #include "provider.h"
 
-/* Postmark's cap on recipients of one message: To, Cc and Bcc together. */
+/* Postmark's cap on recipients of one message: To, Cc and Bcc together.
+ * NOTE: Postmark documents 50 recipients per message. Whether it counts
+ * each field or all three together is not confirmed, so the stricter
+ * reading applies. */
 #define OUTBOX_POSTMARK_MAX_RECIPIENTS 50
 
 /*
