@@ -3,8 +3,8 @@
  * responses to POST /email.
  *
  * Postmark responds with an HTTP status and, for most errors, a JSON body
- * {"ErrorCode": n, "Message": "..."}. The ErrorCode decides where it is
- * known, because one HTTP status (422) carries many of them:
+ * {"ErrorCode": n, "Message": "..."}. Under a 4xx status the ErrorCode
+ * decides, because one status (422) carries many of them:
  *
  *   2xx                   sent; MessageID from the body is the provider
  *                         message id, and a Message other than "OK" (such
@@ -316,17 +316,21 @@ void outbox__postmark_classify(outbox_result *result,
         set_text(result, response, &answer, kind, "");
         return;
     }
+    /* Postmark's API sends its ErrorCodes with a 4xx status. Other
+     * statuses come from something in front of it. */
+    if (status < 400 || status > 499) {
+        classify_status(result, response, &answer);
+        return;
+    }
     if (answer.error_code == 100 || answer.error_code == 429) {
         classify_retry_code(result, response, &answer);
         return;
     }
-
     rule = find_rule(answer.error_code);
-    if (rule != NULL && status >= 400 && status <= 499)
+    if (rule != NULL)
         set_result(result, rule->kind, rule->error_kind, response, &answer,
                    rule->hint);
-    else if (answer.error_code >= 0 && status >= 400 && status <= 499
-             && status != 401)
+    else if (answer.error_code >= 0 && status != 401)
         set_result(result, OUTBOX_RESULT_FAILED, "provider_rejected",
                    response, &answer, "");
     else

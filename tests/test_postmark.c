@@ -676,6 +676,10 @@ static const classify_case classify_cases[] = {
      "HTTP 301: (empty body); check base_url"},
     {"102 unexpected", CURLE_OK, "", 102, NULL, "", OUTBOX_RESULT_UNKNOWN,
      "provider_unexpected", -1, true, "", "HTTP 102: (empty body)"},
+    {"302 with ErrorCode 100", CURLE_OK, "", 302, NULL,
+     "{\"ErrorCode\":100,\"Message\":\"Maintenance\"}",
+     OUTBOX_RESULT_MISCONFIGURED, "provider_redirect", -1, false, "",
+     "HTTP 302: ErrorCode 100: Maintenance; check base_url"},
 };
 
 static void run_classify_case(const classify_case *c)
