@@ -5,9 +5,10 @@ history and the requests that were made."""
 import base64
 import json
 import os
+import subprocess
 
-from harness import (API_KEY, Mock, Outbox, check, check_equal, finish,
-                     workdir)
+from harness import (API_KEY, OUTBOXD, Mock, Outbox, check, check_equal,
+                     finish, workdir)
 
 FAST_RETRY = {"base_delay_seconds": 1, "max_delay_seconds": 2,
               "jitter": 0, "max_attempts": 3}
@@ -334,6 +335,24 @@ def test_one_request_for_to_cc_bcc():
     mock.stop()
 
 
+def test_config_rejects_misspelled_key():
+    """A misspelled key stops outboxd with exit code 2 and names the key,
+    so a typo cannot fall back to a default."""
+    directory = workdir()
+    path = os.path.join(directory, "outboxd.json")
+    config = {"database": os.path.join(directory, "outbox.db"),
+              "providers": [dict(postmark("http://127.0.0.1:9"),
+                                 messagestream="broadcast")]}
+    with open(path, "w") as f:
+        json.dump(config, f)
+    result = subprocess.run([OUTBOXD, "--config", path, "--check-config"],
+                            capture_output=True, text=True, timeout=30)
+    check_equal(result.returncode, 2, "exit code")
+    check('provider "postmark": unknown key "messagestream" for type '
+          'postmark' in result.stderr, f"error line: {result.stderr!r}")
+    check(API_KEY not in result.stderr, "server token not in the error")
+
+
 test_invoice_arrives_intact()
 test_error_codes()
 test_bad_token_pauses_provider()
@@ -341,4 +360,5 @@ test_sender_signature_pauses_provider()
 test_rate_limit_and_edge_block_retry()
 test_limits_fail_before_sending()
 test_one_request_for_to_cc_bcc()
+test_config_rejects_misspelled_key()
 finish()
