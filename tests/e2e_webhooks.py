@@ -1,0 +1,257 @@
+"""End to end: provider webhooks. outboxd sends through the mock, the test
+posts the provider's signed events to outboxd's listener, and checks the
+statuses, the events, the suppression list, and that a suppressed address
+is never sent to again. Bad requests get their 4xx and change nothing."""
+
+import base64
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+
+from harness import Mock, Outbox, check, check_equal, finish, sendgrid, \
+    workdir
+
+POSTMARK_USER = "outboxd"
+POSTMARK_PASSWORD = "hook-password-test"
+
+
+class SigningKey:
+    """A P-256 key made with the openssl command, as SendGrid's is."""
+
+    def __init__(self, directory):
+        self.key = os.path.join(directory, "sendgrid-key.pem")
+        subprocess.run(["openssl", "ecparam", "-name", "prime256v1",
+                        "-genkey", "-noout", "-out", self.key], check=True)
+        der = subprocess.run(["openssl", "ec", "-in", self.key, "-pubout",
+                              "-outform", "DER"], check=True,
+                             capture_output=True).stdout
+        self.public_b64 = base64.b64encode(der).decode()
+
+    def sign(self, data):
+        result = subprocess.run(["openssl", "dgst", "-sha256", "-sign",
+                                 self.key], input=data, check=True,
+                                capture_output=True)
+        return base64.b64encode(result.stdout).decode()
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def listener_port(outbox):
+    def find():
+        match = re.search(r"webhooks listening: address=\S+ port=(\d+)",
+                          outbox.log_text())
+        return int(match.group(1)) if match else None
+    return wait_for(find, 10, "the webhook listener")
+
+
+def post(port, path, body, headers):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("POST", path, body=body, headers=headers)
+    response = connection.getresponse()
+    text = response.read().decode()
+    connection.close()
+    return response.status, text
+
+
+def post_sendgrid(port, key, events, timestamp=None, tamper=False):
+    body = json.dumps(events).encode()
+    timestamp = str(int(time.time()) if timestamp is None else timestamp)
+    signature = key.sign(timestamp.encode() + body)
+    if tamper:
+        body = body.replace(b"delivered", b"Delivered", 1)
+    return post(port, "/webhooks/sendgrid", body, {
+        "Content-Type": "application/json",
+        "X-Twilio-Email-Event-Webhook-Signature": signature,
+        "X-Twilio-Email-Event-Webhook-Timestamp": timestamp})
+
+
+def sendgrid_event(kind, email, outbox_id, event_id, message_id=None,
+                   **extra):
+    event = {"email": email, "timestamp": int(time.time()), "event": kind,
+             "sg_event_id": event_id, "outbox_id": str(outbox_id),
+             "sg_message_id": f"{message_id or 'mock-x'}.filter0001.1.0"}
+    event.update(extra)
+    return event
+
+
+def count(outbox, sql, *args):
+    return outbox.query(sql, *args)[0]["n"]
+
+
+def setup(directory):
+    key = SigningKey(directory)
+    mock = Mock(directory)
+    provider = sendgrid(mock.url, webhook_public_key=key.public_b64)
+    postmark = {"name": "postmark", "type": "postmark",
+                "base_url": mock.url, "api_key": "pm-test-token",
+                "webhook_username": POSTMARK_USER,
+                "webhook_password": POSTMARK_PASSWORD}
+    outbox = Outbox(directory, [provider, postmark],
+                    default_provider="sendgrid",
+                    webhooks={"port": 0, "read_timeout_seconds": 1,
+                              "max_body_bytes": 65536})
+    return key, mock, outbox
+
+
+def test_events_update_rows_and_suppress():
+    directory = workdir()
+    key, mock, outbox = setup(directory)
+    daemon = outbox.start()
+    port = listener_port(outbox)
+    invoice = outbox.insert(sender="billing@example.com",
+                            recipients="anna@example.org",
+                            cc="bob@example.org", subject="Invoice 42",
+                            body_text="Attached.", reference="INV-42")
+    wait_for(lambda: outbox.row(invoice)["status"] == "sent", 10,
+             "the invoice to be sent")
+    message_id = outbox.row(invoice)["provider_message_id"]
+
+    status, _ = post_sendgrid(port, key, [
+        sendgrid_event("delivered", "anna@example.org", invoice, "ev-1"),
+        sendgrid_event("bounce", "bob@example.org", 0, "ev-2",
+                       message_id=message_id, type="bounce",
+                       reason="550 5.1.1 unknown user", status="5.1.1"),
+        sendgrid_event("open", "anna@example.org", invoice, "ev-3",
+                       category=["invoice", "q4"]),
+        sendgrid_event("mystery", "anna@example.org", invoice, "ev-4")])
+    check_equal(status, 200, "status of a signed batch")
+    check_equal(outbox.row(invoice)["status"], "bounced",
+                "message status after delivered and bounce")
+    check_equal(outbox.query("SELECT recipient, status FROM "
+                             "delivery_recipient WHERE outbox_id = ? "
+                             "ORDER BY recipient", invoice),
+                [{"recipient": "anna@example.org", "status": "delivered"},
+                 {"recipient": "bob@example.org", "status": "bounced"}],
+                "per-recipient outcomes")
+    check_equal(outbox.query("SELECT event_type, outbox_id FROM "
+                             "delivery_event ORDER BY id"),
+                [{"event_type": "delivered", "outbox_id": invoice},
+                 {"event_type": "bounced", "outbox_id": invoice},
+                 {"event_type": "opened", "outbox_id": invoice},
+                 {"event_type": "other", "outbox_id": invoice}],
+                "stored events")
+    check_equal(outbox.query("SELECT address, reason FROM suppression"),
+                [{"address": "bob@example.org", "reason": "hard_bounce"}],
+                "suppression list")
+
+    # Finance's question, as README shows it.
+    delivered_to_all = outbox.query(
+        "SELECT min(r.status = 'delivered') AS n FROM delivery_recipient AS r"
+        " JOIN outbox AS o ON o.id = r.outbox_id WHERE o.reference = ?",
+        "INV-42")[0]["n"]
+    check_equal(delivered_to_all, 0, "delivered to every recipient")
+
+    status, _ = post_sendgrid(port, key, [
+        sendgrid_event("delivered", "anna@example.org", invoice, "ev-1")])
+    check_equal(status, 200, "status of a resent event")
+    check_equal(count(outbox, "SELECT count(*) AS n FROM delivery_event"),
+                4, "events after a resend")
+
+    requests_before = len(mock.requests())
+    only_bob = outbox.insert(sender="billing@example.com",
+                             recipients="Bob@Example.org",
+                             subject="Reminder", body_text="Please pay.")
+    bob_and_carol = outbox.insert(sender="billing@example.com",
+                                  recipients="bob@example.org, "
+                                             "carol@example.org",
+                                  subject="Reminder", body_text="Please pay.")
+    wait_for(lambda: outbox.row(bob_and_carol)["status"] == "sent", 10,
+             "the second reminder to be sent")
+    check_equal(outbox.row(only_bob)["status"], "failed",
+                "a message to a suppressed address only")
+    check_equal(outbox.row(only_bob)["last_error_kind"], "suppressed",
+                "its error kind")
+    requests = mock.requests()[requests_before:]
+    check_equal(len(requests), 1, "requests for the two reminders")
+    sent_to = [to["email"] for request in requests for to in
+               json.loads(request["body"])["personalizations"][0]["to"]]
+    check_equal(sent_to, ["carol@example.org"], "recipients sent to")
+
+    daemon.terminate()
+    check_equal(daemon.wait(timeout=30), 0, "outboxd exit code")
+    mock.stop()
+
+
+def test_bad_requests_change_nothing():
+    directory = workdir()
+    key, mock, outbox = setup(directory)
+    daemon = outbox.start()
+    port = listener_port(outbox)
+    good = [sendgrid_event("delivered", "anna@example.org", 1, "ev-9")]
+    body = json.dumps(good).encode()
+    old = int(time.time()) - 3600
+
+    check_equal(post_sendgrid(port, key, good, tamper=True)[0], 401,
+                "a body changed after signing")
+    check_equal(post_sendgrid(port, key, good, timestamp=old)[0], 401,
+                "a timestamp an hour old")
+    check_equal(post(port, "/webhooks/sendgrid", body,
+                     {"Content-Type": "application/json"})[0], 401,
+                "no signature")
+    check_equal(post(port, "/webhooks/sendgrid", body,
+                     {"Content-Type": "text/plain"})[0], 415,
+                "the wrong content type")
+    timestamp = str(int(time.time()))
+    broken = b'[{"event": "delivered",'
+    check_equal(post(port, "/webhooks/sendgrid", broken, {
+        "Content-Type": "application/json",
+        "X-Twilio-Email-Event-Webhook-Signature":
+            key.sign(timestamp.encode() + broken),
+        "X-Twilio-Email-Event-Webhook-Timestamp": timestamp})[0], 400,
+        "signed malformed JSON")
+    check_equal(post(port, "/webhooks/sendgrid", b"x" * 70000,
+                     {"Content-Type": "application/json"})[0], 413,
+                "a body over max_body_bytes")
+    check_equal(post(port, "/webhooks/nobody", body,
+                     {"Content-Type": "application/json"})[0], 404,
+                "an unknown path")
+    authorization = "Basic " + base64.b64encode(
+        f"{POSTMARK_USER}:wrong".encode()).decode()
+    check_equal(post(port, "/webhooks/postmark", b'{"RecordType":"Open"}',
+                     {"Content-Type": "application/json",
+                      "Authorization": authorization})[0], 401,
+                "Postmark with a wrong password")
+
+    slow = socket.create_connection(("127.0.0.1", port), timeout=5)
+    slow.sendall(b"POST /webhooks/sendgrid HTTP/1.1\r\nHost: x\r\n")
+    answer = slow.recv(1024).decode(errors="replace")
+    slow.close()
+    check(answer.startswith("HTTP/1.1 408"),
+          f"a client that stops sending gets 408, got {answer[:40]!r}")
+
+    check_equal(count(outbox, "SELECT count(*) AS n FROM delivery_event"),
+                0, "events stored from bad requests")
+    check_equal(post_sendgrid(port, key, good)[0], 200,
+                "a good request after the bad ones")
+    authorization = "Basic " + base64.b64encode(
+        f"{POSTMARK_USER}:{POSTMARK_PASSWORD}".encode()).decode()
+    check_equal(post(port, "/webhooks/postmark", json.dumps({
+        "RecordType": "Delivery", "MessageID": "pm-1",
+        "Recipient": "anna@example.org", "DeliveredAt":
+            "2026-12-04T10:00:00Z", "Details": "250 OK",
+        "Metadata": {"outbox_id": "1"}}).encode(),
+        {"Content-Type": "application/json",
+         "Authorization": authorization})[0], 200,
+        "Postmark with the right credentials")
+    check_equal(count(outbox, "SELECT count(*) AS n FROM delivery_event"),
+                2, "events stored from good requests")
+    daemon.terminate()
+    check_equal(daemon.wait(timeout=30), 0, "outboxd exit code")
+    mock.stop()
+
+
+test_events_update_rows_and_suppress()
+test_bad_requests_change_nothing()
+finish()
