@@ -227,38 +227,26 @@ static bool media_type_is(const char *content_type, const char *type)
                || content_type[length] == ' ');
 }
 
-/* Reads Mailgun's signature object and checks it, then the token cache. */
+/* Checks Mailgun's signature object, then the token cache. */
 static outbox_err check_mailgun(const webhook_endpoint *endpoint,
                                 const webhook_request *request, int max_age,
                                 outbox_error *err)
 {
-    cJSON *root = cJSON_ParseWithLength(request->body, request->body_size);
-    const cJSON *signature = cJSON_GetObjectItemCaseSensitive(root,
-                                                              "signature");
-    const cJSON *timestamp = cJSON_GetObjectItemCaseSensitive(signature,
-                                                              "timestamp");
-    const cJSON *token = cJSON_GetObjectItemCaseSensitive(signature, "token");
-    const cJSON *hex = cJSON_GetObjectItemCaseSensitive(signature,
-                                                        "signature");
-    outbox_err rc;
+    outbox_mailgun_signature signature;
+    outbox_err rc = outbox_mailgun_signature_read(&signature, err,
+                                                  request->body,
+                                                  request->body_size);
 
-    if (!cJSON_IsString(timestamp) || !cJSON_IsString(token)
-        || !cJSON_IsString(hex)) {
-        cJSON_Delete(root);
-        return outbox_error_set(err, OUTBOX_EINVAL, "unauthenticated",
-                                "signature: timestamp, token or signature "
-                                "is missing");
-    }
-    rc = outbox_verify_mailgun(err, endpoint->secret, timestamp->valuestring,
-                               token->valuestring, hex->valuestring,
-                               request->now, max_age);
+    if (rc == OUTBOX_EOK)
+        rc = outbox_verify_mailgun(err, endpoint->secret, signature.timestamp,
+                                   signature.token, signature.signature,
+                                   request->now, max_age);
     if (rc == OUTBOX_EOK
-        && !outbox_token_cache_add(endpoint->tokens, token->valuestring,
+        && !outbox_token_cache_add(endpoint->tokens, signature.token,
                                    request->now))
         rc = outbox_error_set(err, OUTBOX_EINVAL, "unauthenticated",
                               "signature: the token was used before "
                               "(a replayed request)");
-    cJSON_Delete(root);
     return rc;
 }
 

@@ -79,6 +79,8 @@ typedef struct outbox_event {
     char *recipient;           /* the address the event is about */
     int64_t occurred_at;       /* unix seconds; 0 when unknown */
     char *reason;              /* the provider's reason or diagnostic code */
+    char *tags;                /* the provider's tags or categories as a
+                                  JSON array of strings; NULL if none */
     char *raw;                 /* the JSON of this event, as one object */
 } outbox_event;
 
@@ -98,15 +100,39 @@ void outbox_event_batch_free(outbox_event_batch *batch);
  * stays empty. A request with no events gives an empty batch and OK.
  */
 
-/* SendGrid: a JSON array of event objects. */
+/* SendGrid: a JSON array of event objects. A single event object, not
+ * in an array, is read as one event. */
 outbox_err outbox_events_parse_sendgrid(outbox_event_batch *batch,
                                         outbox_error *err, const char *body,
                                         size_t size);
 
-/* Mailgun: one JSON object with "signature" and "event-data". */
+/*
+ * Mailgun: one JSON object with "signature" and "event-data". Mailgun's
+ * legacy webhooks, posted as form fields, fail with OUTBOX_EINVAL.
+ */
 outbox_err outbox_events_parse_mailgun(outbox_event_batch *batch,
                                        outbox_error *err, const char *body,
                                        size_t size);
+
+/* The "signature" object of a Mailgun webhook body, for
+ * outbox_verify_mailgun. */
+#define OUTBOX_MAILGUN_FIELD_MAX 256   /* bytes of one field, with the NUL */
+
+typedef struct outbox_mailgun_signature {
+    char timestamp[OUTBOX_MAILGUN_FIELD_MAX];
+    char token[OUTBOX_MAILGUN_FIELD_MAX];
+    char signature[OUTBOX_MAILGUN_FIELD_MAX];
+} outbox_mailgun_signature;
+
+/*
+ * Reads the signature object from a Mailgun webhook body, before the body
+ * is parsed for events. A body without it, or with a field that is not a
+ * non-empty string shorter than OUTBOX_MAILGUN_FIELD_MAX, fails with
+ * OUTBOX_EINVAL and err->kind "unauthenticated".
+ */
+outbox_err outbox_mailgun_signature_read(outbox_mailgun_signature *out,
+                                         outbox_error *err, const char *body,
+                                         size_t size);
 
 /*
  * Amazon SES through SNS: an SNS Notification whose Message is the SES
@@ -176,7 +202,10 @@ outbox_err outbox_sns_verify(outbox_error *err,
 /*
  * Checks. Each returns OUTBOX_EOK when the request is authentic, and
  * otherwise OUTBOX_EINVAL with err->kind "unauthenticated" and a text that
- * says why (never a secret). now is the current unix time.
+ * says why (never a secret). A key or credential from config that cannot
+ * be used (empty, not base64, not a P-256 key) fails with OUTBOX_ECONFIG
+ * and kind "invalid_config" instead, because the request may be genuine.
+ * now is the current unix time.
  */
 
 /*

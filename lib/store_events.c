@@ -199,8 +199,8 @@ static outbox_err insert_event(outbox_store *store, outbox_error *err,
         store, &stmt, err,
         "INSERT INTO delivery_event (outbox_id, provider, event_type, "
         "       bounce_type, provider_event, recipient, occurred_at, reason, "
-        "       event_id, provider_message_id, raw, received_at) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
+        "       event_id, provider_message_id, raw, received_at, tags) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
         "ON CONFLICT (provider, event_id) DO NOTHING");
 
     *inserted = false;
@@ -220,6 +220,7 @@ static outbox_err insert_event(outbox_store *store, outbox_error *err,
     outbox__bind_text(stmt, 10, event->provider_message_id);
     outbox__bind_text(stmt, 11, event->raw != NULL ? event->raw : "{}");
     outbox__bind_time(stmt, 12, now);
+    outbox__bind_text(stmt, 13, event->tags);
     if (sqlite3_step(stmt) != SQLITE_DONE)
         rc = outbox__store_fail(store, err, OUTBOX_EDATABASE,
                                 "storing a webhook event");

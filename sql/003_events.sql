@@ -16,6 +16,7 @@ CREATE TABLE delivery_event (
     recipient           TEXT,
     occurred_at         TEXT,               -- when the provider saw it
     reason              TEXT,               -- diagnostic code or reason
+    tags                TEXT,               -- JSON array: categories, tags
     event_id            TEXT NOT NULL,      -- the provider's id, or derived
     provider_message_id TEXT,
     raw                 TEXT NOT NULL,      -- the event's JSON
