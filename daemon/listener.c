@@ -425,10 +425,12 @@ static void on_read(uv_stream_t *stream, ssize_t count, const uv_buf_t *buf)
     if (count == 0 || c->done_reading)
         return;
     rc = llhttp_execute(&c->parser, buf->base, (size_t)count);
-    if (rc == HPE_PAUSED) {
-        handle_request(c);
-    } else if (rc == HPE_USER) {
+    /* A broken bound stops the parser with a code that depends on the
+     * callback that found it; c->status tells which bound it was. */
+    if (c->status != 0) {
         reject(c, c->status, c->reason);
+    } else if (rc == HPE_PAUSED) {
+        handle_request(c);
     } else if (rc != HPE_OK) {
         reject(c, 400, llhttp_errno_name(rc));
     }
