@@ -95,6 +95,15 @@ static void errors(void)
         {"default not configured",
          "{\"default_provider\": \"c\", \"providers\": [{\"name\": \"a\"}]}",
          "\"default_provider\" \"c\" is not one of"},
+        {"webhooks without port", "{\"webhooks\": {\"listen\": \"::1\"}}",
+         "\"webhooks.port\" is missing"},
+        {"unknown webhooks key", "{\"webhooks\": {\"port\": 1, \"adress\": 1}}",
+         "unknown key \"webhooks.adress\""},
+        {"webhooks port too big", "{\"webhooks\": {\"port\": 70000}}",
+         "\"webhooks.port\" must be a whole number from 0 to 65535"},
+        {"webhooks body cap too small",
+         "{\"webhooks\": {\"port\": 1, \"max_body_bytes\": 10}}",
+         "\"webhooks.max_body_bytes\" must be a whole number"},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -110,6 +119,32 @@ static void errors(void)
         CHECK_CONTAINS(err.text, cases[i].want);
         outboxd_config_free(&config);
     }
+}
+
+static void webhooks(void)
+{
+    static const char text[] =
+        "{\"webhooks\": {\"port\": 8025, \"max_connections\": 8}}";
+    outboxd_config config;
+    outbox_error err;
+
+    CHECK_CASE("webhooks: defaults and values");
+    CHECK_INT(outboxd_config_parse(&config, &err, text, "test.json"),
+              OUTBOX_EOK);
+    CHECK(config.webhooks.enabled);
+    CHECK_STR(config.webhooks.listen, "127.0.0.1");
+    CHECK_INT(config.webhooks.port, 8025);
+    CHECK_INT(config.webhooks.max_connections, 8);
+    CHECK_INT(config.webhooks.max_body_bytes, 5 << 20);
+    CHECK_INT(config.webhooks.read_timeout_seconds, 10);
+    CHECK_INT(config.webhooks.max_age_seconds, 600);
+    outboxd_config_free(&config);
+
+    CHECK_CASE("webhooks: off without the object");
+    CHECK_INT(outboxd_config_parse(&config, &err, "{}", "test.json"),
+              OUTBOX_EOK);
+    CHECK(!config.webhooks.enabled);
+    outboxd_config_free(&config);
 }
 
 static void missing_file(void)
@@ -130,6 +165,7 @@ int main(void)
     defaults();
     values();
     errors();
+    webhooks();
     missing_file();
     CHECK_DONE();
 }
