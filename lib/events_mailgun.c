@@ -21,7 +21,7 @@
  * stored at send time. raw is the event-data object.
  *
  * Mailgun's legacy webhooks post form fields (urlencoded or multipart)
- * in place of JSON. They are rejected with a text that tells ops to
+ * in place of JSON. They are rejected, and the error text asks ops to
  * switch the webhook to JSON in Mailgun's settings. Their signature and
  * fields differ from the JSON form's, and the current webhook pages of
  * Mailgun's documentation describe only the JSON form.

@@ -3,10 +3,10 @@
 //
 // Usage: node crosscheck.js PATH_TO_verify_sendgrid
 //
-// The test makes a P-256 key pair, signs webhook bodies the way SendGrid
-// does (ECDSA with SHA-256 over the timestamp followed by the raw body,
-// DER signature in base64), and runs both verifiers on each request:
-// some are genuine, some are altered. Both must return the same result,
+// The test makes a P-256 key pair and signs webhook bodies the way
+// SendGrid does: ECDSA with SHA-256 over the timestamp followed by the raw
+// body, DER signature in base64. Then it runs both verifiers on each
+// request. Some requests are genuine, some are altered. Both must return the same result,
 // and that result must be the expected one.
 'use strict';
 
