@@ -202,9 +202,10 @@ outbox_err outbox_sns_verify(outbox_error *err,
 /*
  * Checks. Each returns OUTBOX_EOK when the request is authentic, and
  * otherwise OUTBOX_EINVAL with err->kind "unauthenticated" and a text that
- * says why (never a secret). A key or credential from config that cannot
- * be used (empty, not base64, not a P-256 key) fails with OUTBOX_ECONFIG
- * and kind "invalid_config" instead, because the request may be genuine.
+ * gives the reason (never a secret). A key or credential from config that
+ * cannot be used (empty, not base64, not a P-256 key) fails with
+ * OUTBOX_ECONFIG and kind "config" instead, because the request may be
+ * genuine.
  * now is the current unix time.
  */
 
@@ -255,7 +256,7 @@ outbox_err outbox_token_cache_create(outbox_token_cache **out,
 void outbox_token_cache_free(outbox_token_cache *cache);
 
 /* Returns true and remembers token if it was not seen within max_age;
- * returns false for a replay. */
+ * returns false for a replay, for a NULL token, or if hashing fails. */
 bool outbox_token_cache_add(outbox_token_cache *cache, const char *token,
                             int64_t now);
 

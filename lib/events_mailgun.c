@@ -21,9 +21,10 @@
  * stored at send time. raw is the event-data object.
  *
  * Mailgun's legacy webhooks post form fields (urlencoded or multipart)
- * in place of JSON. They are rejected with a text that says to switch
- * the webhook to the JSON format in Mailgun's settings, because their
- * signature and fields differ and Mailgun no longer documents them.
+ * in place of JSON. They are rejected, and the error text asks ops to
+ * switch the webhook to JSON in Mailgun's settings. Their signature and
+ * fields differ from the JSON form's, and the current webhook pages of
+ * Mailgun's documentation describe only the JSON form.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -103,14 +104,15 @@ static cJSON *parse_body(outbox_error *err, const char *body, size_t size,
 }
 
 /* Copies message-id without the angle brackets that some Mailgun ids
- * carry into event. */
+ * carry into event. An empty id is left NULL, so that it cannot match a
+ * row. */
 static outbox_err set_message_id(outbox_event *event, const char *value)
 {
     size_t length;
     char *bare;
     outbox_err rc;
 
-    if (value == NULL)
+    if (value == NULL || value[0] == '\0' || strcmp(value, "<>") == 0)
         return OUTBOX_EOK;
     length = strlen(value);
     if (length < 2 || value[0] != '<' || value[length - 1] != '>')
@@ -335,7 +337,7 @@ outbox_err outbox_verify_mailgun(outbox_error *err, const char *signing_key,
     outbox_err rc;
 
     if (signing_key == NULL || signing_key[0] == '\0')
-        return outbox_error_set(err, OUTBOX_ECONFIG, "invalid_config",
+        return outbox_error_set(err, OUTBOX_ECONFIG, "config",
                                 "the Mailgun webhook signing key is empty");
     if (token == NULL || token[0] == '\0')
         return outbox_error_set(err, OUTBOX_EINVAL,

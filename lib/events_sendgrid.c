@@ -63,14 +63,15 @@ static outbox_event_type sendgrid_type(const char *name)
     return OUTBOX_EVENT_OTHER;
 }
 
-/* Copies sg_message_id up to its first "." into event. */
+/* Copies sg_message_id up to its first "." into event. An empty id is
+ * left NULL, so that it cannot match a row. */
 static outbox_err set_message_id(outbox_event *event, const char *value)
 {
     const char *dot;
     char *prefix;
     outbox_err rc;
 
-    if (value == NULL)
+    if (value == NULL || value[0] == '\0' || value[0] == '.')
         return OUTBOX_EOK;
     dot = strchr(value, '.');
     if (dot == NULL)
@@ -326,7 +327,7 @@ outbox_err outbox_verify_sendgrid(outbox_error *err,
     key = read_public_key(public_key_b64);
     if (key == NULL) {
         ERR_clear_error();
-        return outbox_error_set(err, OUTBOX_ECONFIG, "invalid_config",
+        return outbox_error_set(err, OUTBOX_ECONFIG, "config",
                                 "the SendGrid verification key is not the "
                                 "base64 DER of a P-256 public key");
     }

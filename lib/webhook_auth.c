@@ -156,7 +156,7 @@ outbox_err outbox_verify_basic_auth(outbox_error *err,
     /* RFC 7617 forbids a colon in the user-id: the first one ends it. */
     if (username == NULL || username[0] == '\0' || password == NULL
         || password[0] == '\0' || strchr(username, ':') != NULL)
-        return outbox_error_set(err, OUTBOX_ECONFIG, "invalid_config",
+        return outbox_error_set(err, OUTBOX_ECONFIG, "config",
                                 "basic auth needs a username without \":\" "
                                 "and a password, both non-empty");
     if (authorization == NULL)
@@ -272,7 +272,7 @@ static size_t bucket_of(const outbox_token_cache *cache,
     return index & cache->bucket_mask;
 }
 
-/* Unlinks and forgets the oldest entry. */
+/* Removes the oldest entry from its chain and from the ring. */
 static void drop_oldest(outbox_token_cache *cache)
 {
     size_t victim = cache->head;
@@ -300,7 +300,7 @@ bool outbox_token_cache_add(outbox_token_cache *cache, const char *token,
     size_t slot;
 
     /* A failed hash rejects the request, and the provider sends it again. */
-    if (!sha256(digest, token, strlen(token)))
+    if (token == NULL || !sha256(digest, token, strlen(token)))
         return false;
 
     /* Entries were added in time order, unless the clock stepped back:

@@ -1,9 +1,9 @@
 /*
- * test_events_mailgun.c - Mailgun's webhooks: the parser of the JSON
- * body (event types, severities, ids, missing fields, the rejected legacy
- * form posts), the reader of the signature object, and the HMAC check
- * with a signing key made up by the test, together with the token cache
- * that rejects a replayed request.
+ * test_events_mailgun.c - Mailgun's webhooks. The parser runs on JSON
+ * bodies (event types, severities, ids, missing fields) and on the
+ * rejected legacy form posts. The signature reader and the HMAC check run
+ * with a signing key that the test sets, and the token cache rejects a
+ * replayed request.
  */
 #include <stdlib.h>
 
@@ -211,7 +211,10 @@ static const field_case field_cases[] = {
      0, "20250305100000.1.ABCDEF@mg.example.com", NULL, NULL},
     {"{\"event\":\"delivered\",\"message\":{\"headers\":{\"message-id\":"
      "\"<>\"}}}",
-     0, "", NULL, NULL},
+     0, NULL, NULL, NULL},
+    {"{\"event\":\"delivered\",\"message\":{\"headers\":{\"message-id\":"
+     "\"\"}}}",
+     0, NULL, NULL, NULL},
     {"{\"event\":\"delivered\",\"message\":{\"headers\":{\"message-id\":"
      "\"<a@b\"}}}",
      0, "<a@b", NULL, NULL},
@@ -542,7 +545,7 @@ static void test_hmac(void)
     CHECK_INT(outbox_verify_mailgun(&err, "", timestamp, token_a, signature,
                                     NOW, MAX_AGE),
               OUTBOX_ECONFIG);
-    CHECK_STR(err.kind, "invalid_config");
+    CHECK_STR(err.kind, "config");
 }
 
 /* The same signed request posted twice: the check passes both times, and

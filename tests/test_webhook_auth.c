@@ -77,7 +77,7 @@ static void test_basic_auth_config(void)
     memset(&err, 0, sizeof(err));
     CHECK_INT(outbox_verify_basic_auth(&err, basic("a:b:c"), "a:b", "c"),
               OUTBOX_ECONFIG);
-    CHECK_STR(err.kind, "invalid_config");
+    CHECK_STR(err.kind, "config");
 
     CHECK_CASE("empty password");
     CHECK_INT(outbox_verify_basic_auth(&err, basic("a:"), "a", ""),
@@ -105,6 +105,7 @@ static void test_token_cache_replay_and_age(void)
     CHECK(outbox_token_cache_add(cache, "token-2", NOW + 602));
     CHECK(outbox_token_cache_add(cache, "", NOW + 602));
     CHECK(!outbox_token_cache_add(cache, "", NOW + 602));
+    CHECK(!outbox_token_cache_add(cache, NULL, NOW + 602));
     outbox_token_cache_free(cache);
 }
 
