@@ -174,6 +174,16 @@ outbox_err outbox_sns_verify(outbox_error *err,
                              const char *cert_pem, size_t cert_size);
 
 /*
+ * Checks that message's Timestamp lies within max_age seconds of now (unix
+ * seconds), so that a captured message cannot be replayed later. A retry
+ * may carry the Timestamp of the first attempt, so max_age must be longer
+ * than the retry period of the subscription's delivery policy.
+ */
+outbox_err outbox_sns_check_timestamp(outbox_error *err,
+                                      const outbox_sns_message *message,
+                                      int64_t now, int64_t max_age);
+
+/*
  * Checks. Each returns OUTBOX_EOK when the request is authentic, and
  * otherwise OUTBOX_EINVAL with err->kind "unauthenticated" and a text that
  * says why (never a secret). now is the current unix time.
