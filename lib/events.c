@@ -293,7 +293,7 @@ int64_t outbox__events_outbox_id(const cJSON *item)
     if (cJSON_IsNumber(item)) {
         double number = item->valuedouble;
 
-        /* 2^53 bounds the integers that a double holds exactly. */
+        /* A double represents every integer up to 2^53 exactly. */
         if (number >= 1 && number <= 9007199254740992.0
             && number == (double)(int64_t)number)
             return (int64_t)number;

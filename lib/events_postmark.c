@@ -1,6 +1,6 @@
 /*
  * events_postmark.c - Postmark webhooks: one JSON object per request,
- * whose RecordType says what happened.
+ * whose RecordType names what happened.
  *
  * Keys are matched without regard to case, because Postmark's own SDKs
  * spell some of them differently ("MessageID" and "MessageId"); values
@@ -73,8 +73,8 @@ static const bounce_type bounce_types[] = {
     {100010, "TemplateRenderingFailed", NOT_BOUNCED(OUTBOX_EVENT_DROPPED)},
 };
 
-/* A TypeCode outside the table is taken as a soft bounce: it failed, but
- * nothing says the address is gone. */
+/* A TypeCode outside the table is taken as a soft bounce, because the
+ * message failed but nothing shows that the address is gone. */
 static const bounce_type bounce_unknown = {0, NULL, SOFT};
 
 #undef HARD
@@ -175,7 +175,7 @@ static outbox_err make_event_id(outbox_event *event, outbox_error *err,
     outbox_buf text;
     outbox_err rc;
 
-    /* 2^53 bounds the integers that a double holds exactly. */
+    /* A double represents every integer up to 2^53 exactly. */
     if (cJSON_IsNumber(id) && id->valuedouble >= 0
         && id->valuedouble <= 9007199254740992.0
         && id->valuedouble == (double)(int64_t)id->valuedouble) {

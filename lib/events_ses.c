@@ -93,7 +93,8 @@ static const char *string_of(const cJSON *object, const char *key)
     return cJSON_IsString(item) ? item->valuestring : NULL;
 }
 
-/* Returns the first of keys that object holds as a string, or NULL. */
+/* Returns the value of the first of the keys that is a string in object,
+ * or NULL. */
 static const char *first_string_of(const cJSON *object, const char *key1,
                                    const char *key2, const char *key3)
 {
@@ -150,8 +151,8 @@ static outbox_err add_event(outbox_event_batch *batch, outbox_error *err,
     event->outbox_id = context->outbox_id;
     event->occurred_at = context->occurred_at;
 
-    /* The recipient's diagnostic says most; the type's reason, feedback
-     * type or SMTP response says the rest. */
+    /* The recipient's own diagnostic is the most precise reason. Without
+     * one, the type's SMTP response, reason or feedback type is used. */
     reason = first_string_of(entry, "diagnosticCode", "status", NULL);
     if (reason == NULL)
         reason = first_string_of(details, "smtpResponse", "reason",
@@ -327,8 +328,9 @@ static bool looks_like_json(const char *text)
 
 /*
  * Checks that envelope is an SNS Notification. Raw message delivery posts
- * the SES JSON bare; confirmations are not events, and failing here keeps
- * a listener that forgot them from answering 200 and dropping them.
+ * the SES JSON bare. Confirmations are not events, and they fail here so
+ * that a listener that does not handle them cannot return 200 and lose
+ * them.
  */
 static outbox_err check_envelope(outbox_error *err, const cJSON *envelope)
 {
@@ -391,8 +393,8 @@ outbox_err outbox_events_parse_ses(outbox_event_batch *batch,
         goto cleanup;
     }
 
-    /* SNS always sends a MessageId; without one, a hash of the event
-     * stands in so that a resent body still gives the same ids. */
+    /* SNS always sends a MessageId. Without one, the hash of the body is
+     * used instead, so that a resent body still gives the same ids. */
     sns_id = string_of(envelope, "MessageId");
     if (sns_id == NULL) {
         rc = outbox__events_sha256_id(&derived_id, err, body, size);

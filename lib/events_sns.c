@@ -129,9 +129,9 @@ static outbox_err read_fields(outbox_sns_message *out, outbox_error *err,
 }
 
 /*
- * Reads Message. It is a string; a proxy that unwrapped it into an object
- * is accepted so that the parse works, but such a message no longer
- * matches its signature.
+ * Reads Message, which SNS sends as a string. A Message that a proxy
+ * unwrapped into an object is printed back to JSON so that the parse
+ * works, but such a message no longer matches its signature.
  */
 static outbox_err read_message(outbox_sns_message *out, outbox_error *err,
                                const cJSON *json)
@@ -399,8 +399,8 @@ outbox_err outbox_sns_verify(outbox_error *err,
         goto cleanup;
     }
 
-    /* An RSA key in EVP_DigestVerify pads with PKCS#1 v1.5 unless told
-     * otherwise. */
+    /* EVP_DigestVerify uses PKCS#1 v1.5 padding for an RSA key by
+     * default. */
     context = EVP_MD_CTX_new();
     if (context == NULL
         || EVP_DigestVerifyInit(context, NULL, digest, NULL, key) != 1) {

@@ -557,7 +557,9 @@ static void check_ses_event(const outbox_event *got, const want_event *want)
     CHECK_INT(got->occurred_at, want->occurred_at);
     CHECK_STR(got->event_id, id);
     CHECK_STR(got->provider_message_id, SES_ID);
-    CHECK(got->raw != NULL && got->raw[0] == '{');
+    CHECK(got->raw != NULL);
+    if (got->raw != NULL)
+        CHECK(got->raw[0] == '{');
 }
 
 static const want_event bounce_a = {
