@@ -10,6 +10,13 @@
 #include "outbox_events.h"
 
 /*
+ * Maximum bytes of raw JSON in one batch. Without it, an SES event whose
+ * raw JSON is copied into the event of each of its many recipients could
+ * take memory in proportion to the square of the body size.
+ */
+#define OUTBOX__EVENTS_RAW_MAX (32u * 1024u * 1024u)
+
+/*
  * Parses size bytes of body as one JSON value. Bytes after the value other
  * than white space, and a body over the nesting limit of cJSON, fail with
  * OUTBOX_EINVAL and kind "invalid_json". On success the caller owns *out.
@@ -41,7 +48,7 @@ outbox_err outbox__events_copy_cut(char **out, outbox_error *err,
                                    const char *field, const char *text);
 
 /* Sets *out to "sha256:" and the lowercase hex SHA-256 of the n bytes at
- * data; fails only with OUTBOX_ENOMEM. */
+ * data. Fails with OUTBOX_ENOMEM when out of memory or OpenSSL fails. */
 outbox_err outbox__events_sha256_id(char **out, outbox_error *err,
                                     const void *data, size_t n);
 

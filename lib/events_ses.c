@@ -2,9 +2,9 @@
  * events_ses.c - Amazon SES events, which SNS delivers as the Message of
  * a Notification.
  *
- * Message is a JSON string holding the SES event, so it is parsed a second
- * time; a proxy that already unwrapped it into an object is read the same
- * way. SES names the type in "notificationType" (identity notifications)
+ * Message is a JSON string that contains the SES event, so it is parsed a
+ * second time. A proxy may already have unwrapped it into an object, which
+ * is read the same way. SES names the type in "notificationType" (identity notifications)
  * or in "eventType" (configuration-set event publishing), and the rest of
  * the event is the same in both.
  *
@@ -30,6 +30,10 @@
  * MessageId for an event without one). SNS keeps the MessageId when it
  * resends, so a resent notification gives the same ids, and the
  * recipients of one notification stay distinct events.
+ *
+ * Each event's raw JSON is the SES event, except that a type's own list
+ * of recipients (bouncedRecipients and the like) keeps only the entry of
+ * the event's recipient.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -77,13 +81,15 @@ static const ses_kind ses_unknown = {NULL, NULL, NULL, SES_RECIPIENTS_ONE,
 typedef struct ses_context {
     const ses_kind *kind;
     const char *name;           /* the type as SES wrote it */
-    const cJSON *details;       /* the object named by kind->object */
+    cJSON *ses;                 /* the whole SES event */
+    cJSON *details;             /* the object named by kind->object */
     const char *sns_id;         /* SNS MessageId, or a derived id */
     const char *message_id;     /* mail.messageId */
     int64_t outbox_id;
     int64_t occurred_at;
     outbox_bounce_kind bounce;
-    const char *raw;            /* the SES event printed as JSON */
+    char *shared_raw;           /* the SES event as JSON, for every event */
+    size_t raw_total;           /* bytes of raw JSON in the batch so far */
 } ses_context;
 
 static const char *string_of(const cJSON *object, const char *key)
@@ -131,12 +137,65 @@ static outbox_err make_event_id(char **out, outbox_error *err,
 }
 
 /*
- * Adds one event for recipient. entry is the recipient's own object in
- * the type's list (for its status and diagnostic), or NULL.
+ * Prints the raw JSON of the event for entry, one entry of the type's own
+ * recipient list, which the caller has detached from details. The list in
+ * the printed JSON contains entry alone, so that each event's JSON is about
+ * its recipient and a long list is not copied into every event.
+ */
+static outbox_err print_listed_raw(char **out, outbox_error *err,
+                                   ses_context *context, cJSON *entry)
+{
+    cJSON *single = cJSON_CreateArray();
+    outbox_err rc;
+
+    if (single == NULL || !cJSON_AddItemReferenceToArray(single, entry)
+        || !cJSON_AddItemToObject(context->details, context->kind->list,
+                                  single)) {
+        cJSON_Delete(single);
+        return outbox_error_set(err, OUTBOX_ENOMEM, "out_of_memory",
+                                "out of memory while reading events");
+    }
+    rc = outbox__events_print_raw(out, err, context->ses);
+    cJSON_Delete(cJSON_DetachItemViaPointer(context->details, single));
+    return rc;
+}
+
+/* Sets event->raw: entry's own JSON when listed is set, else a copy of
+ * the whole SES event. Counts it against OUTBOX__EVENTS_RAW_MAX. */
+static outbox_err set_raw(outbox_event *event, outbox_error *err,
+                          ses_context *context, cJSON *entry, bool listed)
+{
+    outbox_err rc = OUTBOX_EOK;
+    size_t size;
+
+    if (listed) {
+        rc = print_listed_raw(&event->raw, err, context, entry);
+    } else {
+        event->raw = outbox__strdup(context->shared_raw);
+        if (event->raw == NULL)
+            rc = outbox_error_set(err, OUTBOX_ENOMEM, "out_of_memory",
+                                  "out of memory while reading events");
+    }
+    if (rc != OUTBOX_EOK)
+        return rc;
+    size = strlen(event->raw);
+    if (size > OUTBOX__EVENTS_RAW_MAX - context->raw_total)
+        return outbox_error_set(err, OUTBOX_ELIMIT, "limit_exceeded",
+                                "the JSON of the SES events is over %u "
+                                "bytes in total",
+                                OUTBOX__EVENTS_RAW_MAX);
+    context->raw_total += size;
+    return OUTBOX_EOK;
+}
+
+/*
+ * Adds one event for recipient. entry is the recipient's own item in the
+ * list it came from: an object with its status and diagnostic, or a
+ * string. listed is set when that list is the type's own.
  */
 static outbox_err add_event(outbox_event_batch *batch, outbox_error *err,
-                            const ses_context *context, const char *recipient,
-                            const cJSON *entry)
+                            ses_context *context, const char *recipient,
+                            cJSON *entry, bool listed)
 {
     const cJSON *details = context->details;
     const char *reason;
@@ -174,21 +233,17 @@ static outbox_err add_event(outbox_event_batch *batch, outbox_error *err,
                                  recipient);
     if (rc == OUTBOX_EOK)
         rc = outbox__events_copy_cut(&event->reason, err, "reason", reason);
-    if (rc == OUTBOX_EOK) {
-        event->raw = outbox__strdup(context->raw);
-        if (event->raw == NULL)
-            rc = outbox_error_set(err, OUTBOX_ENOMEM, "out_of_memory",
-                                  "out of memory while reading events");
-    }
+    if (rc == OUTBOX_EOK)
+        rc = set_raw(event, err, context, entry, listed);
     return rc;
 }
 
 /* Adds one event per entry of list: an address string, or an object whose
- * emailAddress is the address. */
+ * emailAddress is the address. listed is set for the type's own list. */
 static outbox_err add_listed(outbox_event_batch *batch, outbox_error *err,
-                             const ses_context *context, const cJSON *list)
+                             ses_context *context, cJSON *list, bool listed)
 {
-    const cJSON *entry;
+    cJSON *entry;
 
     if (list != NULL && !cJSON_IsArray(list))
         return outbox_error_set(err, OUTBOX_EINVAL, "invalid_ses_event",
@@ -202,8 +257,7 @@ static outbox_err add_listed(outbox_event_batch *batch, outbox_error *err,
         if (address == NULL)
             return outbox_error_set(err, OUTBOX_EINVAL, "invalid_ses_event",
                                     "an SES recipient has no emailAddress");
-        rc = add_event(batch, err, context, address,
-                       cJSON_IsObject(entry) ? entry : NULL);
+        rc = add_event(batch, err, context, address, entry, listed);
         if (rc != OUTBOX_EOK)
             return rc;
     }
@@ -211,18 +265,23 @@ static outbox_err add_listed(outbox_event_batch *batch, outbox_error *err,
 }
 
 static outbox_err add_events(outbox_event_batch *batch, outbox_error *err,
-                             const ses_context *context, const cJSON *mail)
+                             ses_context *context, cJSON *mail)
 {
-    const cJSON *destination =
-        cJSON_GetObjectItemCaseSensitive(mail, "destination");
+    cJSON *destination = cJSON_GetObjectItemCaseSensitive(mail, "destination");
+    cJSON *list;
+    outbox_err rc;
 
     switch (context->kind->recipients) {
     case SES_RECIPIENTS_LIST:
-        return add_listed(batch, err, context,
-                          cJSON_GetObjectItemCaseSensitive(
-                              context->details, context->kind->list));
+        /* The list stays detached while each entry is printed alone, and
+         * is freed here: the tree is only deleted after this. */
+        list = cJSON_DetachItemFromObjectCaseSensitive(context->details,
+                                                       context->kind->list);
+        rc = add_listed(batch, err, context, list, true);
+        cJSON_Delete(list);
+        return rc;
     case SES_RECIPIENTS_ALL:
-        return add_listed(batch, err, context, destination);
+        return add_listed(batch, err, context, destination, false);
     case SES_RECIPIENTS_ONE:
         break;
     }
@@ -230,8 +289,8 @@ static outbox_err add_events(outbox_event_batch *batch, outbox_error *err,
         && cJSON_IsString(cJSON_GetArrayItem(destination, 0)))
         return add_event(batch, err, context,
                          cJSON_GetArrayItem(destination, 0)->valuestring,
-                         NULL);
-    return add_event(batch, err, context, NULL, NULL);
+                         NULL, false);
+    return add_event(batch, err, context, NULL, NULL, false);
 }
 
 static const ses_kind *find_kind(const char *name)
@@ -265,12 +324,11 @@ static int64_t read_outbox_id(const cJSON *mail)
 
 /* Parses the SES event ses into batch; sns_id names the notification. */
 static outbox_err parse_ses_event(outbox_event_batch *batch,
-                                  outbox_error *err, const cJSON *ses,
+                                  outbox_error *err, cJSON *ses,
                                   const char *sns_id)
 {
-    const cJSON *mail = cJSON_GetObjectItemCaseSensitive(ses, "mail");
+    cJSON *mail = cJSON_GetObjectItemCaseSensitive(ses, "mail");
     ses_context context;
-    char *raw = NULL;
     outbox_err rc;
 
     memset(&context, 0, sizeof(context));
@@ -281,6 +339,7 @@ static outbox_err parse_ses_event(outbox_event_batch *batch,
                                 "the SES event has no eventType or "
                                 "notificationType");
     context.kind = find_kind(context.name);
+    context.ses = ses;
     if (context.kind->object != NULL)
         context.details = cJSON_GetObjectItemCaseSensitive(
             ses, context.kind->object);
@@ -308,12 +367,13 @@ static outbox_err parse_ses_event(outbox_event_batch *batch,
     context.message_id = string_of(mail, "messageId");
     context.outbox_id = read_outbox_id(mail);
 
-    rc = outbox__events_print_raw(&raw, err, ses);
-    if (rc != OUTBOX_EOK)
-        return rc;
-    context.raw = raw;
+    if (context.kind->recipients != SES_RECIPIENTS_LIST) {
+        rc = outbox__events_print_raw(&context.shared_raw, err, ses);
+        if (rc != OUTBOX_EOK)
+            return rc;
+    }
     rc = add_events(batch, err, &context, mail);
-    free(raw);
+    free(context.shared_raw);
     return rc;
 }
 
@@ -363,7 +423,7 @@ outbox_err outbox_events_parse_ses(outbox_event_batch *batch,
 {
     cJSON *envelope = NULL;
     cJSON *parsed = NULL;
-    const cJSON *message;
+    cJSON *message;
     const char *sns_id;
     char *derived_id = NULL;
     outbox_err rc;

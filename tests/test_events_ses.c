@@ -930,6 +930,71 @@ static void test_ses_text_caps(void)
     free(ses);
 }
 
+/* An event of a type with its own recipient list keeps only its own
+ * entry of that list in its raw JSON. */
+static void test_ses_raw_per_recipient(void)
+{
+    static const char ses[] =
+        "{\"eventType\":\"Bounce\",\"bounce\":{\"bounceType\":\"Transient\","
+        "\"bouncedRecipients\":[{\"emailAddress\":\"a@x.io\",\"status\":"
+        "\"4.2.2\"},{\"emailAddress\":\"b@x.io\"}]}," MAIL_ONE "}}";
+    char *body = ses_body(ses, false);
+    outbox_event_batch batch = {NULL, 0};
+    outbox_error err = {{0}, {0}};
+
+    CHECK_CASE("ses raw per recipient");
+    CHECK_INT(outbox_events_parse_ses(&batch, &err, body, strlen(body)),
+              OUTBOX_EOK);
+    CHECK_INT(batch.count, 2);
+    if (batch.count == 2) {
+        CHECK_STR(batch.events[0].raw,
+                  "{\"eventType\":\"Bounce\",\"bounce\":{\"bounceType\":"
+                  "\"Transient\",\"bouncedRecipients\":[{\"emailAddress\":"
+                  "\"a@x.io\",\"status\":\"4.2.2\"}]},"
+                  "\"mail\":{\"timestamp\":\"2025-03-05T09:00:00.000Z\","
+                  "\"messageId\":\"" SES_ID "\",\"destination\":"
+                  "[\"kunde@example.org\"]}}");
+        CHECK_CONTAINS(batch.events[1].raw,
+                       "\"bouncedRecipients\":[{\"emailAddress\":"
+                       "\"b@x.io\"}]}");
+    }
+    outbox_event_batch_free(&batch);
+    free(body);
+}
+
+/* A Send to many long addresses copies the whole event into each of its
+ * events, so the total of raw JSON reaches its cap. */
+static void test_ses_raw_cap(void)
+{
+    outbox_buf ses;
+    char *body = NULL;
+    char local[1001];
+    outbox_event_batch batch = {NULL, 0};
+    outbox_error err = {{0}, {0}};
+
+    memset(local, 'a', sizeof(local) - 1);
+    local[sizeof(local) - 1] = '\0';
+    outbox__buf_init(&ses, SIZE_MAX);
+    outbox__buf_puts(&ses, "{\"eventType\":\"Send\",\"mail\":{"
+                           "\"destination\":[");
+    for (int i = 0; i < 300; i++)
+        outbox__buf_printf(&ses, "%s\"%s%d@x.io\"", i ? "," : "", local, i);
+    if (outbox__buf_puts(&ses, "]}}") == OUTBOX_EOK)
+        body = ses_body(ses.data, false);
+    outbox__buf_free(&ses);
+
+    CHECK_CASE("ses raw json cap");
+    CHECK(body != NULL);
+    if (body == NULL)
+        return;
+    CHECK_INT(outbox_events_parse_ses(&batch, &err, body, strlen(body)),
+              OUTBOX_ELIMIT);
+    CHECK_STR(err.kind, "limit_exceeded");
+    CHECK_CONTAINS(err.text, "in total");
+    CHECK_INT(batch.count, 0);
+    free(body);
+}
+
 int main(void)
 {
     test_signer signer;
@@ -956,5 +1021,7 @@ int main(void)
     test_ses_optional_parts();
     test_ses_batch_caps();
     test_ses_text_caps();
+    test_ses_raw_per_recipient();
+    test_ses_raw_cap();
     CHECK_DONE();
 }
