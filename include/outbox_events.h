@@ -52,7 +52,12 @@ typedef enum outbox_bounce_kind {
 /* Returns NULL for OUTBOX_BOUNCE_NONE, else "hard" or "soft". */
 const char *outbox_bounce_kind_name(outbox_bounce_kind kind);
 
-/* Caps on one webhook request's events. */
+/*
+ * Caps on one webhook request's events. A reason longer than
+ * OUTBOX_EVENT_TEXT_MAX is cut on a UTF-8 character boundary. A longer id,
+ * address or event name fails the parse with OUTBOX_ELIMIT, because a cut
+ * one could match the wrong row.
+ */
 #define OUTBOX_EVENTS_MAX 10000       /* events in one request */
 #define OUTBOX_EVENT_TEXT_MAX 4096    /* bytes of one text field */
 
@@ -137,8 +142,10 @@ outbox_err outbox_mailgun_signature_read(outbox_mailgun_signature *out,
 /*
  * Amazon SES through SNS: an SNS Notification whose Message is the SES
  * event as a JSON string. One SES event gives one outbox_event per
- * recipient it names. Subscription confirmations are not events: see
- * outbox_sns_parse.
+ * recipient it names. Subscription confirmations are not events: they
+ * fail with err->kind "sns_not_notification" (see outbox_sns_parse), and
+ * a bare SES event without the SNS envelope, as SNS posts it when raw
+ * message delivery is on, fails with "sns_envelope_missing".
  */
 outbox_err outbox_events_parse_ses(outbox_event_batch *batch,
                                    outbox_error *err, const char *body,
@@ -198,6 +205,16 @@ outbox_err outbox_sns_check_cert_url(outbox_error *err, const char *url);
 outbox_err outbox_sns_verify(outbox_error *err,
                              const outbox_sns_message *message,
                              const char *cert_pem, size_t cert_size);
+
+/*
+ * Checks that message's Timestamp lies within max_age seconds of now (unix
+ * seconds), so that a captured message cannot be replayed later. A retry
+ * may carry the Timestamp of the first attempt, so max_age must be longer
+ * than the retry period of the subscription's delivery policy.
+ */
+outbox_err outbox_sns_check_timestamp(outbox_error *err,
+                                      const outbox_sns_message *message,
+                                      int64_t now, int64_t max_age);
 
 /*
  * Checks. Each returns OUTBOX_EOK when the request is authentic, and
