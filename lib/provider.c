@@ -30,6 +30,7 @@ struct outbox_provider {
 
 static const outbox_provider_ops *const known_ops[] = {
     &outbox__sendgrid_ops,
+    &outbox__mailgun_ops,
     &outbox__file_ops,
 };
 
