@@ -18,6 +18,11 @@
  *   connect_timeout_seconds  default 10
  *   max_message_bytes        default 25000000, Mailgun's 25 MB cap on a
  *                            message; 0 turns the check off
+ *
+ * NOTE: Mailgun applies its 25 MB cap to the request body. outboxd counts
+ * the names and values of the fields, attachments unencoded, but not the
+ * multipart framing (about 100 bytes per field), so a message just under
+ * the cap may still get a 413.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -53,7 +58,8 @@ typedef struct mailgun_state {
     long connect_timeout;
     size_t max_message_bytes;
     outbox_logger logger;
-    /* Consecutive 404 responses; classify may run on any thread. */
+    /* Consecutive 404 responses, atomic because classify may run on any
+     * thread. */
     atomic_int not_found_count;
 } mailgun_state;
 
@@ -542,8 +548,8 @@ cleanup:
 /* Responses                                                           */
 /* ------------------------------------------------------------------ */
 
-/* Counts consecutive 404 responses, which only a wrong domain, region or
- * base_url produces for every message, and classifies. */
+/* Counts consecutive 404 responses, because a wrong domain, region or
+ * base_url gives one to every message, and classifies. */
 static void mailgun_classify(void *opaque, outbox_result *result,
                              const outbox_response *response)
 {

@@ -7,7 +7,11 @@
 
 #include "provider.h"
 
-/* Mailgun's cap on the o:, h: and v: fields of one message, in total. */
+/*
+ * Mailgun's cap on the o:, h: and v: fields of one message, in total.
+ * NOTE: Mailgun documents "16 kB" without saying whether the field names
+ * count; outboxd counts names and values against 16384 bytes.
+ */
 #define OUTBOX_MAILGUN_MAX_OPTION_BYTES 16384
 
 /* Consecutive 404 responses after which the provider counts as
@@ -57,7 +61,7 @@ void outbox__mailgun_form_free(outbox_mailgun_form *form);
 /*
  * Builds the send URL, {base_url}/v3/{domain}/messages, from the keys
  * "base_url", "region" and "domain" of a provider's config. *out is
- * malloc'd. On a config error, err names provider name and the key.
+ * malloc'd. On a config error, err names the provider and the key.
  */
 outbox_err outbox__mailgun_url(char **out, outbox_error *err,
                                const char *name, const struct cJSON *config);

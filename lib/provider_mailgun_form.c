@@ -8,8 +8,8 @@
  *   from, to..., cc..., bcc..., subject, text, html
  *   h:Reply-To        every reply-to address, comma-separated
  *   h:<Name>          each extra header of the row
- *   h:Message-Id      <message_id>, so the delivered mail carries the id
- *                     that the row stores
+ *   h:Message-Id      <message_id>, the id that the row stores, for the
+ *                     delivered mail to carry
  *   v:outbox_id       the row id, which Mailgun returns in the
  *                     user-variables of every webhook event
  *   v:<key>           each metadata entry (the message build rejects a
@@ -19,8 +19,8 @@
  *
  * Mailgun names an inline part's Content-ID after the part's filename, so
  * HTML refers to it as cid:<filename>. The ERP writes cid:<content_id>,
- * so an inline part is sent with the content ID as its filename; the file
- * name of the row does not reach the recipient for inline images.
+ * so an inline part is sent with the content ID as its filename. The
+ * filename of the row does not reach the recipient for inline images.
  *
  * Mailgun sends v: fields in a visible X-Mailgun-Variables header, so
  * metadata is readable by anyone who views the delivered mail's source.
@@ -285,7 +285,7 @@ static bool add_all_fields(outbox_mailgun_form *form,
            && add_files(form, message);
 }
 
-/* The most fields a message can need: see add_all_fields. */
+/* The maximum number of fields that add_all_fields adds for message. */
 static size_t field_capacity(const outbox_message *message)
 {
     return 1 + outbox_message_recipient_count(message) + 3 + 1

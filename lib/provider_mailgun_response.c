@@ -11,13 +11,13 @@
  *                       provider_validation)
  *   402                 failed: Mailgun did not accept the request
  *   413                 failed: the message is too large
- *   401, 403            misconfigured: a bad key, or a key or domain of
- *                       the other region, stops every message, so the
+ *   401, 403            misconfigured: a bad key, or a key without access
+ *                       to the domain, stops every message, so the
  *                       provider pauses
- *   404                 retry, because Mailgun documents that a 404 can
- *                       be transient; but the third 404 in a row
- *                       (OUTBOX_MAILGUN_NOT_FOUND_PAUSE) points at a
- *                       wrong domain, region or base_url: misconfigured
+ *   404                 retry, because a 404 can be transient; but the
+ *                       third 404 in a row (OUTBOX_MAILGUN_NOT_FOUND_PAUSE)
+ *                       points at a wrong domain, region or base_url:
+ *                       misconfigured
  *   3xx                 misconfigured: base_url points at a redirect
  *   other 4xx           failed
  *   anything else       unknown: Mailgun may or may not have the message
@@ -187,8 +187,7 @@ void outbox__mailgun_classify(outbox_result *result,
     } else if (status == 401) {
         set_http_result(result, OUTBOX_RESULT_MISCONFIGURED, "provider_auth",
                         response,
-                        "; check the API key, and \"region\": a domain in "
-                        "the EU region needs \"eu\"");
+                        "; check the API key and \"region\"");
     } else if (status == 403) {
         set_http_result(result, OUTBOX_RESULT_MISCONFIGURED,
                         "provider_forbidden", response,

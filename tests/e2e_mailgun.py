@@ -212,8 +212,9 @@ def test_bad_key_pauses_provider():
                     f"row {row_id} status")
     first = outbox.row(ids[0])
     check_equal(first["last_error_kind"], "provider_auth", "error kind")
-    check("HTTP 401: Forbidden; check the API key" in first["last_error"],
-          f"last_error: {first['last_error']}")
+    check_equal(first["last_error"],
+                "HTTP 401: Forbidden; check the API key and \"region\"",
+                "last_error")
     check_secret_kept(outbox)
     mock.stop()
 
@@ -322,7 +323,7 @@ def test_resend_rewinds_the_form():
 
 def test_too_large():
     """A 20 MiB attachment passes the 25 MB cap, and Mailgun's nginx
-    answers 413 with HTML: failed, message_too_large, the page cut to
+    responds 413 with HTML: failed, message_too_large, the page cut to
     1 KB. Under a lower max_message_bytes, the row fails before any
     request."""
     directory = workdir()

@@ -1,9 +1,9 @@
 /*
  * test_mailgun.c - the Mailgun provider: the exact form fields of a send
  * request, its caps, the config keys and the URL they give, the table of
- * responses and their classification, the count of 404 responses, and one
- * request sent through libcurl to a server on 127.0.0.1, whose multipart
- * body must match the fields byte for byte.
+ * responses and their classification, and the count of 404 responses.
+ * One request goes through libcurl to a server on 127.0.0.1, and its
+ * multipart body must match the fields byte for byte.
  *
  * Most messages are built by hand from static strings, so that each test
  * controls every field, and none of them is freed with
@@ -549,7 +549,7 @@ static const classify_case classify_cases[] = {
      "HTTP 400: Bad Request"},
     {"401 Forbidden", CURLE_OK, "", 401, NULL, "Forbidden", 0,
      OUTBOX_RESULT_MISCONFIGURED, "provider_auth", -1, false, "",
-     "HTTP 401: Forbidden; check the API key, and \"region\""},
+     "HTTP 401: Forbidden; check the API key and \"region\""},
     {"402 request failed", CURLE_OK, "", 402, NULL,
      "{\"message\":\"Request failed\"}", 0, OUTBOX_RESULT_FAILED,
      "provider_rejected", -1, true, "", "HTTP 402: Request failed"},
