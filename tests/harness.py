@@ -56,13 +56,23 @@ def finish():
 class Mock:
     """The mock provider process and its request log."""
 
-    def __init__(self, workdir, script="", default="202", extra=()):
+    def __init__(self, workdir, script="", default="202", extra=(),
+                 responses=None):
+        """responses maps a name to the text of a canned response, which the
+        steps "@name" of script and default send (tests/mock/README.md)."""
         self.log_path = os.path.join(workdir, "mock.jsonl")
         port_file = os.path.join(workdir, "mock.port")
         args = [MOCK_PROVIDER, "--port", "0", "--port-file", port_file,
                 "--log", self.log_path, "--log-bodies", "--default", default]
         if script:
             args += ["--script", script]
+        if responses:
+            responses_dir = os.path.join(workdir, "answers")
+            os.makedirs(responses_dir, exist_ok=True)
+            for name, text in responses.items():
+                with open(os.path.join(responses_dir, name), "w") as f:
+                    f.write(text)
+            args += ["--responses", responses_dir]
         args += list(extra)
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
         # A test that fails with an exception must not leave the mock

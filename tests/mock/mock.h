@@ -50,8 +50,14 @@ struct step {
     long delay_ms;
     bool big;           /* body of MOCK_BIG_BODY bytes instead of the usual */
     long pad_headers;   /* extra X-Pad-N headers after the usual ones */
+    bool close;         /* respond with Connection: close, then close */
+    char *canned_headers; /* header lines of a canned response, or NULL */
+    char *canned_body;    /* a canned response's body; set with the above */
     char *text;         /* the step as written, logged as "answer" */
 };
+
+/* Cap on the size of a canned response file (--responses). */
+#define MOCK_MAX_RESPONSE_FILE_BYTES (1024 * 1024)
 
 /* Sizes for the steps that test a client's caps on a response. */
 #define MOCK_BIG_BODY (1024 * 1024)
@@ -161,8 +167,14 @@ struct response {
  * range is all digits, not empty and at most max. */
 int parse_number(const char *begin, const char *end, long max, long *out);
 
+/* Sets the folder that canned responses (step "@NAME") are read from. */
+void set_responses_dir(const char *dir);
+
 /* Parses one step such as "202", "429:reset=60" or "slow=500:503". */
 int parse_step(const char *text, struct step *step);
+
+/* Frees what parse_step allocated for step. */
+void free_step(struct step *step);
 
 /* Parses a comma-separated script into steps. An empty spec is an empty
  * script. Prints the invalid step and returns -1 on error. */

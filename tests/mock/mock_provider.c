@@ -29,7 +29,7 @@
 static const char usage_text[] =
     "usage: mock_provider --port N --log FILE [--host 127.0.0.1]\n"
     "                     [--log-bodies] [--script SPEC] [--default STEP]\n"
-    "                     [--port-file FILE]\n"
+    "                     [--port-file FILE] [--responses DIR]\n"
     "\n"
     "  --port N          TCP port on 127.0.0.1; 0 picks a free port\n"
     "  --host HOST       only 127.0.0.1 is accepted\n"
@@ -39,10 +39,12 @@ static const char usage_text[] =
     "  --default STEP    step for every request after the script "
     "(default 202)\n"
     "  --port-file FILE  file that receives the port number and a newline\n"
+    "  --responses DIR     folder of canned responses for the steps @NAME\n"
     "\n"
     "Steps: 200 202 400 401 403 413 429 500 503 503:html close half hang,\n"
-    "429:retry-after=S, 429:reset=S (both may be combined), and\n"
-    "slow=MS:STEP, which responds as STEP after MS milliseconds.\n";
+    "429:retry-after=S, 429:reset=S (both may be combined), @NAME (the\n"
+    "answer in DIR/NAME), STATUS:close and @NAME:close (answer, then\n"
+    "close), and slow=MS:STEP, which responds as STEP after MS ms.\n";
 
 struct options {
     int port;
@@ -50,6 +52,7 @@ struct options {
     const char *script;
     const char *default_step;
     const char *port_file;
+    const char *responses_dir;
     bool log_bodies;
 };
 
@@ -209,7 +212,7 @@ static int set_option(struct options *opts, const char *name,
 {
     static const char *const names[] = {"--port", "--host", "--log",
                                         "--script", "--default",
-                                        "--port-file"};
+                                        "--port-file", "--responses"};
     bool known = false;
     long port;
 
@@ -243,6 +246,8 @@ static int set_option(struct options *opts, const char *name,
         opts->script = value;
     } else if (strcmp(name, "--default") == 0) {
         opts->default_step = value;
+    } else if (strcmp(name, "--responses") == 0) {
+        opts->responses_dir = value;
     } else {
         opts->port_file = value;
     }
@@ -287,6 +292,7 @@ usage:
 /* Parses --script and --default. Returns -1 after printing an error. */
 static int server_load_steps(struct server *s, const struct options *opts)
 {
+    set_responses_dir(opts->responses_dir);
     if (parse_script(opts->script, &s->script, &s->script_len) != 0)
         return -1;
     if (parse_step(opts->default_step, &s->default_step) != 0) {
@@ -387,9 +393,9 @@ static int server_close(struct server *s)
     int rc = 0;
 
     for (size_t i = 0; i < s->script_len; i++)
-        free(s->script[i].text);
+        free_step(&s->script[i]);
     free(s->script);
-    free(s->default_step.text);
+    free_step(&s->default_step);
     if (s->log != NULL) {
         s->log_dirty = true;
         log_flush(s);

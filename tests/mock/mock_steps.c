@@ -62,6 +62,8 @@ static int parse_step_options(const char *options, struct step *step)
         } else if (step->status == 503 && len == 4 &&
                    strncmp(option, "html", 4) == 0) {
             step->html = true;
+        } else if (len == 5 && strncmp(option, "close", 5) == 0) {
+            step->close = true;
         } else if (len == 3 && strncmp(option, "big", 3) == 0) {
             step->big = true;
         } else if (strncmp(option, "headers=", 8) == 0) {
@@ -77,7 +79,143 @@ static int parse_step_options(const char *options, struct step *step)
     }
 }
 
-/* Parses one step such as "202", "429:reset=60" or "slow=500:503". */
+static const char *responses_dir;
+
+void set_responses_dir(const char *dir)
+{
+    responses_dir = dir;
+}
+
+/* Reads the whole file at path, NUL-terminated, into a malloc'd buffer.
+ * Returns NULL after printing why. */
+static char *read_response_file(const char *path)
+{
+    FILE *file = fopen(path, "rb");
+    char *data = NULL;
+    size_t len;
+
+    if (file == NULL) {
+        fprintf(stderr, "mock_provider: cannot open response file %s\n", path);
+        return NULL;
+    }
+    data = malloc(MOCK_MAX_RESPONSE_FILE_BYTES + 1);
+    if (data == NULL) {
+        fprintf(stderr, "mock_provider: out of memory for %s\n", path);
+        goto fail;
+    }
+    len = fread(data, 1, MOCK_MAX_RESPONSE_FILE_BYTES + 1, file);
+    if (ferror(file) || len > MOCK_MAX_RESPONSE_FILE_BYTES) {
+        fprintf(stderr, "mock_provider: cannot read response file %s: read error "
+                        "or longer than %d bytes\n", path,
+                MOCK_MAX_RESPONSE_FILE_BYTES);
+        goto fail;
+    }
+    if (memchr(data, '\0', len) != NULL) {
+        fprintf(stderr, "mock_provider: response file %s contains a NUL byte\n",
+                path);
+        goto fail;
+    }
+    data[len] = '\0';
+    fclose(file);
+    return data;
+
+fail:
+    free(data);
+    fclose(file);
+    return NULL;
+}
+
+/* Splits a canned response: the status on the first line, header lines up
+ * to an empty line, then the body. Header lines get CRLF endings. */
+static int parse_response(const char *path, const char *data,
+                        struct step *step)
+{
+    const char *line = strchr(data, '\n');
+    const char *end;
+    long status;
+    size_t header_len = 0;
+
+    end = line != NULL ? line : data + strlen(data);
+    if (end > data && end[-1] == '\r')
+        end--;
+    if (parse_number(data, end, 599, &status) != 0 || status < 100) {
+        fprintf(stderr, "mock_provider: response file %s: the first line must be "
+                        "a status from 100 to 599\n", path);
+        return -1;
+    }
+    step->status = (int)status;
+    /* Each header line grows by at most one byte (LF to CRLF). */
+    step->canned_headers = malloc(strlen(data) * 2 + 1);
+    if (step->canned_headers == NULL)
+        return -1;
+    while (line != NULL) {
+        const char *start = line + 1;
+        const char *stop;
+
+        line = strchr(start, '\n');
+        stop = line != NULL ? line : start + strlen(start);
+        if (stop > start && stop[-1] == '\r')
+            stop--;
+        if (stop == start)
+            break;
+        memcpy(step->canned_headers + header_len, start,
+               (size_t)(stop - start));
+        header_len += (size_t)(stop - start);
+        memcpy(step->canned_headers + header_len, "\r\n", 2);
+        header_len += 2;
+    }
+    step->canned_headers[header_len] = '\0';
+    step->canned_body = strdup(line != NULL ? line + 1 : "");
+    return step->canned_body != NULL ? 0 : -1;
+}
+
+/* Loads the canned response "@NAME" or "@NAME:close" from responses_dir. */
+static int parse_response_step(const char *text, struct step *step)
+{
+    const char *name = text + 1;
+    const char *colon = strchr(name, ':');
+    size_t name_len = colon != NULL ? (size_t)(colon - name) : strlen(name);
+    char path[4096];
+    char *data;
+    int rc;
+
+    if (colon != NULL) {
+        if (strcmp(colon, ":close") != 0)
+            return -1;
+        step->close = true;
+    }
+    if (responses_dir == NULL) {
+        fprintf(stderr, "mock_provider: step %s needs --responses DIR\n", text);
+        return -1;
+    }
+    if (name_len == 0 ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyz"
+                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") < name_len ||
+        name[0] == '.')
+        return -1;
+    if (snprintf(path, sizeof(path), "%s/%.*s", responses_dir, (int)name_len,
+                 name) >= (int)sizeof(path))
+        return -1;
+    data = read_response_file(path);
+    if (data == NULL)
+        return -1;
+    rc = parse_response(path, data, step);
+    free(data);
+    return rc;
+}
+
+void free_step(struct step *step)
+{
+    free(step->canned_headers);
+    free(step->canned_body);
+    free(step->text);
+    step->canned_headers = NULL;
+    step->canned_body = NULL;
+    step->text = NULL;
+}
+
+/* Parses one step such as "202", "429:reset=60", "slow=500:503" or
+ * "@name". */
 int parse_step(const char *text, struct step *step)
 {
     const char *rest = text;
@@ -101,6 +239,11 @@ int parse_step(const char *text, struct step *step)
         step->kind = STEP_HALF;
     } else if (strcmp(rest, "hang") == 0) {
         step->kind = STEP_HANG;
+    } else if (rest[0] == '@') {
+        if (parse_response_step(rest, step) != 0) {
+            free_step(step);
+            return -1;
+        }
     } else {
         end = strchr(rest, ':');
         if (end == NULL)
@@ -161,7 +304,7 @@ int parse_script(const char *spec, struct step **out, size_t *count)
 cleanup:
     if (steps != NULL) {
         for (size_t i = 0; i < *count; i++)
-            free(steps[i].text);
+            free_step(&steps[i]);
         *count = 0;
     }
     free(steps);
@@ -269,6 +412,56 @@ static const char *big_body(void)
     return body;
 }
 
+/* Returns a malloc'd copy of text with each "{n}" replaced by n, or
+ * NULL when out of memory. */
+static char *with_number(const char *text, uint64_t n)
+{
+    char number[24];
+    size_t number_len;
+    size_t count = 0;
+    char *out;
+    char *w;
+
+    number_len = (size_t)snprintf(number, sizeof(number), "%" PRIu64, n);
+    for (const char *p = strstr(text, "{n}"); p != NULL;
+         p = strstr(p + 3, "{n}"))
+        count++;
+    out = malloc(strlen(text) + count * number_len + 1);
+    if (out == NULL)
+        return NULL;
+    w = out;
+    while (*text != '\0') {
+        if (strncmp(text, "{n}", 3) == 0) {
+            memcpy(w, number, number_len);
+            w += number_len;
+            text += 3;
+        } else {
+            *w++ = *text++;
+        }
+    }
+    *w = '\0';
+    return out;
+}
+
+/* Sends a canned response with the request number filled in. */
+static void conn_send_canned(struct conn *c, struct response *r,
+                             const struct step *step)
+{
+    char *headers = with_number(step->canned_headers, c->completed_number);
+    char *body = with_number(step->canned_body, c->completed_number);
+
+    if (headers == NULL || body == NULL) {
+        fprintf(stderr, "mock_provider: out of memory for a canned response\n");
+        conn_close(c);
+    } else {
+        r->extra_headers = headers;
+        r->body = body;
+        conn_send_response(c, r);
+    }
+    free(headers);
+    free(body);
+}
+
 /* Responds to the last complete request as its step specifies, without
  * delay. */
 static void conn_respond_now(struct conn *c)
@@ -279,7 +472,8 @@ static void conn_respond_now(struct conn *c)
     size_t extra_size = 256 + (size_t)step->pad_headers * 40;
     char *extra = malloc(extra_size);
     struct response r = {.status = step->status, .extra_headers = extra,
-                         .keep_alive = c->completed_keep_alive,
+                         .keep_alive = c->completed_keep_alive &&
+                                       !step->close,
                          .head = c->completed_head};
 
     if (extra == NULL) {
@@ -289,11 +483,17 @@ static void conn_respond_now(struct conn *c)
     }
     switch (step->kind) {
     case STEP_RESPOND:
-        format_step_headers(step, c->completed_number, extra, extra_size);
-        r.body = step->big ? big_body()
-                           : status_body(step->status, step->html, &r.type);
-        conn_send_response(c, &r);
-        if (!c->completed_keep_alive)
+        if (step->canned_body != NULL) {
+            conn_send_canned(c, &r, step);
+        } else {
+            format_step_headers(step, c->completed_number, extra,
+                                extra_size);
+            r.body = step->big ? big_body()
+                               : status_body(step->status, step->html,
+                                             &r.type);
+            conn_send_response(c, &r);
+        }
+        if (!r.keep_alive)
             conn_shutdown(c);
         break;
     case STEP_CLOSE:
