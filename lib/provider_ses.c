@@ -34,8 +34,9 @@
  *   no response, 5xx            retry
  *   "Daily message quota exceeded"  retry after quota_retry_seconds,
  *                               kind quota_exceeded, no attempt used up
- *   429, TooManyRequests, Throttling  retry, kind rate_limited, no
- *                               attempt used up
+ *   429, TooManyRequests, Throttling  retry after Retry-After, else
+ *                               after 1 s, kind rate_limited, no attempt
+ *                               used up
  *   LimitExceeded               retry after quota_retry_seconds
  *   SendingPaused, AccountSuspended, MailFromDomainNotVerified, NotFound,
  *   401, 403                    misconfigured: the provider pauses
@@ -67,7 +68,7 @@
 /* JSON numbers are doubles, which hold whole numbers exactly up to 2^53. */
 #define SES_MAX_CONFIG_NUMBER 9007199254740992.0
 
-/* Longest region name accepted, such as "ap-southeast-5". */
+/* Maximum length of a region name such as "ap-southeast-5". */
 #define SES_MAX_REGION 32
 
 typedef struct ses_state {

@@ -19,6 +19,9 @@
 
 #define ERROR_TYPE_MAX 64
 
+/* Wait after a rate limit response that names no delay. */
+#define RATE_RETRY_SECONDS 1
+
 /* Room in error texts for "HTTP nnn <type>: " and a hint. */
 #define DETAIL_MAX (OUTBOX_ERROR_TEXT_MAX - 240)
 
@@ -160,8 +163,8 @@ static void classify_accepted(outbox_result *result,
                  response->status);
 }
 
-/* Retries that SES asks for: throttling, quotas and server errors.
- * Returns false if the error is none of them. */
+/* Classifies throttling, quotas and server errors, which SES wants
+ * retried. Returns false for any other error. */
 static bool classify_throttle(outbox_result *result,
                               const outbox_response *response,
                               const ses_error *error, int64_t quota_delay)
@@ -179,6 +182,11 @@ static bool classify_throttle(outbox_result *result,
         set_result(result, OUTBOX_RESULT_RETRY, "rate_limited", response,
                    error, "");
         result->counts_as_failure = false;
+
+        /* SES sends no Retry-After. Its rate limit counts messages per
+         * second, so one second is the wait that can help. */
+        if (retry_after == NULL)
+            result->retry_after = RATE_RETRY_SECONDS;
     } else if (type_is(error, "LimitExceeded")) {
         set_result(result, OUTBOX_RESULT_RETRY, "provider_limit", response,
                    error, "");
@@ -195,8 +203,8 @@ static bool classify_throttle(outbox_result *result,
     return true;
 }
 
-/* Errors that stop every message of this SES account or configuration.
- * Returns false if the error is none of them. */
+/* Classifies errors that stop every message of this SES account or
+ * configuration. Returns false for any other error. */
 static bool classify_account(outbox_result *result,
                              const outbox_response *response,
                              const ses_error *error)

@@ -1,9 +1,9 @@
 /*
  * test_ses.c - the Amazon SES v2 provider: the exact JSON request body in
  * Simple and Raw form, tags from metadata, the size and recipient caps,
- * the config keys and credentials, the table of responses and their
- * classification, and one request sent through libcurl to a server on
- * 127.0.0.1 whose SigV4 signature the test computes on its own.
+ * the config keys and credentials, and the table of responses and their
+ * classification. Requests sent through libcurl to a server on 127.0.0.1
+ * have their SigV4 signature computed again by the test.
  *
  * Messages are built by hand from static strings, so that each test
  * controls every field, and none of them is freed with
@@ -490,7 +490,7 @@ static const classify_case classify_cases[] = {
     {"429 maximum sending rate", CURLE_OK, "", 429,
      "TooManyRequestsException", NULL,
      "{\"message\":\"Maximum sending rate exceeded.\"}",
-     OUTBOX_RESULT_RETRY, "rate_limited", -1, false, "",
+     OUTBOX_RESULT_RETRY, "rate_limited", 1, false, "",
      "HTTP 429 TooManyRequestsException: Maximum sending rate exceeded."},
     {"429 with Retry-After", CURLE_OK, "", 429, "TooManyRequestsException",
      "3", "{\"message\":\"Too many requests.\"}", OUTBOX_RESULT_RETRY,
@@ -501,7 +501,7 @@ static const classify_case classify_cases[] = {
      "HTTP 400 ThrottlingException: Daily message quota exceeded."},
     {"400 throttling rate", CURLE_OK, "", 400, "Throttling", NULL,
      "{\"message\":\"Maximum sending rate exceeded.\"}", OUTBOX_RESULT_RETRY,
-     "rate_limited", -1, false, "", "Maximum sending rate exceeded."},
+     "rate_limited", 1, false, "", "Maximum sending rate exceeded."},
     {"400 limit exceeded", CURLE_OK, "", 400, "LimitExceededException", NULL,
      "{\"message\":\"Limit exceeded.\"}", OUTBOX_RESULT_RETRY,
      "provider_limit", QUOTA_DELAY, true, "",
@@ -933,7 +933,7 @@ static void check_signature(const char *request, const char *key_id,
     char credential[256];
     char signature[65];
     const char *signed_headers;
-    const char *given;
+    const char *received;
 
     header_value(authorization, sizeof(authorization), request,
                  "Authorization");
@@ -945,15 +945,15 @@ static void check_signature(const char *request, const char *key_id,
     CHECK_INT(strlen(date), 16);
     CHECK_CONTAINS(authorization, credential);
     signed_headers = strstr(authorization, "SignedHeaders=");
-    given = strstr(authorization, ", Signature=");
-    if (signed_headers == NULL || given == NULL) {
+    received = strstr(authorization, ", Signature=");
+    if (signed_headers == NULL || received == NULL) {
         CHECK_FAIL("Authorization is not SigV4: %s", authorization);
         return;
     }
     signed_headers += 14;
-    authorization[given - authorization] = '\0';
+    authorization[received - authorization] = '\0';
     compute_signature(signature, request, signed_headers, date, secret);
-    CHECK_STR(given + 12, signature);
+    CHECK_STR(received + 12, signature);
 }
 
 static size_t discard_body(char *data, size_t size, size_t count,
