@@ -152,6 +152,11 @@ static const char *simple_obstacle(const outbox_message *message,
 {
     if (message->subject == NULL || message->subject[0] == '\0')
         return "no subject";
+
+    /* SES would send such a subject as it is, and mail readers would
+     * decode it. mime.c encodes the whole subject instead. */
+    if (strstr(message->subject, "=?") != NULL)
+        return "a subject that contains \"=?\"";
     if (message->header_count > OUTBOX_SES_MAX_HEADERS)
         return "more than 15 extra headers";
     for (size_t i = 0; i < message->header_count; i++) {
@@ -468,6 +473,19 @@ static bool add_tag(cJSON *tags, const char *name, const char *value)
            && cJSON_AddStringToObject(tag, "Value", value) != NULL;
 }
 
+/* Copies text for a log line, with '?' for each control character. */
+static void copy_printable(char *out, size_t size, const char *text)
+{
+    size_t used = 0;
+
+    for (; text != NULL && text[used] != '\0' && used + 1 < size; used++) {
+        unsigned char c = (unsigned char)text[used];
+
+        out[used] = c < ' ' || c == 0x7F ? '?' : (char)c;
+    }
+    out[used] = '\0';
+}
+
 /* Adds one metadata pair as a tag, base64url-encoding a value that SES
  * would reject. Returns false only when out of memory. */
 static bool add_metadata_tag(cJSON *tags, const outbox_field *field,
@@ -480,11 +498,12 @@ static bool add_metadata_tag(cJSON *tags, const outbox_field *field,
     bool ok = true;
 
     if (field->name == NULL || !tag_text_fits(field->name)) {
+        copy_printable(name, sizeof(name), field->name);
         outbox_log(logger, OUTBOX_LOG_WARN,
                    "id=%" PRId64 " metadata key \"%.64s\" is not sent as an "
                    "SES tag: tag names allow only A-Z, a-z, 0-9, \"_\" and "
                    "\"-\", up to 256 characters",
-                   message->id, field->name != NULL ? field->name : "");
+                   message->id, name);
         return true;
     }
     snprintf(name, sizeof(name), "%s", field->name);

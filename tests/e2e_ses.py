@@ -457,10 +457,36 @@ def test_size_caps():
     mock.stop()
 
 
+def test_large_attachment_accepted():
+    """24 MiB of attachment: Simple content sends it base64-encoded once,
+    so the request stays under 40 MB, and SES's 200 makes the row sent."""
+    directory = workdir()
+    mock = canned_mock(directory)
+    outbox = Outbox(directory, [ses(mock.url)])
+    row_id = invoice(outbox, 802)
+    scan = os.urandom(24 * 1024 * 1024)
+    outbox.attach(row_id, "scan_24MiB.pdf", "application/pdf", scan)
+    check_equal(outbox.drain(timeout=120), 0, "drain exit code")
+    row = outbox.row(row_id)
+    check_equal(row["status"], "sent", "status")
+    requests = mock.requests()
+    check_equal(len(requests), 1, "requests made")
+    if requests:
+        length = int(requests[0]["headers"].get("content-length", "0"))
+        check(33554432 < length < 40000000,
+              f"request body of {length} bytes is under 40 MB")
+        body = json.loads(requests[0]["body"])
+        attachment = body["Content"]["Simple"]["Attachments"][0]
+        check(base64.b64decode(attachment["RawContent"]) == scan,
+              "attachment bytes arrive intact")
+    mock.stop()
+
+
 for test in (test_message_arrives_intact, test_raw_message_arrives_intact,
              test_one_request_for_to_cc_bcc,
              test_credentials_from_environment, test_throttling_and_quota,
              test_quota_waits_configured_delay, test_rejected_and_paused,
-             test_tags_and_request_shape, test_size_caps):
+             test_tags_and_request_shape, test_size_caps,
+             test_large_attachment_accepted):
     run_guarded(test)
 finish()

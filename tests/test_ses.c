@@ -220,6 +220,7 @@ static void test_metadata_tags(void)
 {
     static char long_value[400];
     outbox_field metadata[] = {
+        {"line\nbreak", "x"},
         {"note", long_value},
         {"empty", ""},
         {"ref", "R-1"},
@@ -236,7 +237,7 @@ static void test_metadata_tags(void)
     long_value[200] = ' ';
     init_minimal(&message);
     message.metadata = metadata;
-    message.metadata_count = 5;
+    message.metadata_count = 6;
     json = build_body(&message, &no_options, &logger);
 
     /* 399 bytes make 532 characters of base64url, over 256. */
@@ -244,7 +245,8 @@ static void test_metadata_tags(void)
                          "{\"Name\":\"outbox_id\",\"Value\":\"42\"},"
                          "{\"Name\":\"ref\",\"Value\":\"R-1\"},"
                          "{\"Name\":\"dash-and_under\",\"Value\":\"A-z_09\"}]");
-    CHECK_INT(capture.warnings, 3);
+    CHECK_INT(capture.warnings, 4);
+    CHECK_CONTAINS(capture.text, "metadata key \"line?break\" is not sent");
     CHECK_CONTAINS(capture.text, "metadata key \"note\" is not sent as an "
                                  "SES tag: its value is empty or longer");
     CHECK_CONTAINS(capture.text, "metadata key \"empty\" is not sent");
@@ -347,7 +349,7 @@ static void test_raw_for_many_headers(void)
     cJSON_free(json);
 }
 
-static void test_raw_for_empty_subject(void)
+static void test_raw_content_triggers(void)
 {
     outbox_message message;
     cJSON *root;
@@ -361,6 +363,37 @@ static void test_raw_for_empty_subject(void)
     check_raw_content(root, &message);
     cJSON_Delete(root);
     cJSON_free(json);
+
+    CHECK_CASE("raw for a subject with =?");
+    init_minimal(&message);
+    message.subject = "=?UTF-8?Q?Hallo=0D=0ABcc:_x@example.net?=";
+    json = build_body(&message, &no_options, NULL);
+    root = cJSON_Parse(json);
+    check_raw_content(root, &message);
+    cJSON_Delete(root);
+    cJSON_free(json);
+
+    CHECK_CASE("header value of 870 and 871");
+    {
+        static char value[872];
+        outbox_field header = {"X-Long", value};
+
+        memset(value, 'v', 870);
+        init_minimal(&message);
+        message.headers = &header;
+        message.header_count = 1;
+        json = build_body(&message, &no_options, NULL);
+        CHECK_CONTAINS(json, "\"Headers\":[{\"Name\":\"X-Long\","
+                             "\"Value\":\"vvv");
+        cJSON_free(json);
+
+        value[870] = 'v';
+        json = build_body(&message, &no_options, NULL);
+        root = cJSON_Parse(json);
+        check_raw_content(root, &message);
+        cJSON_Delete(root);
+        cJSON_free(json);
+    }
 
     CHECK_CASE("raw for a long attachment name");
     {
@@ -1136,7 +1169,7 @@ int main(void)
     test_full_body();
     test_metadata_tags();
     test_raw_for_many_headers();
-    test_raw_for_empty_subject();
+    test_raw_content_triggers();
     test_too_large();
     test_too_many_recipients();
     test_classify_table();
