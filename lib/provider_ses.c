@@ -1,8 +1,10 @@
 /*
  * provider_ses.c - delivery through Amazon SES v2: SendEmail, that is
  * POST {base_url}/v2/email/outbound-emails with a JSON body
- * (provider_ses_body.c), signed with AWS Signature Version 4 by libcurl
- * (CURLOPT_AWS_SIGV4).
+ * (provider_ses_body.c, provider_ses_tags.c), signed with AWS Signature
+ * Version 4 by libcurl (CURLOPT_AWS_SIGV4) with the credentials of
+ * provider_ses_credentials.c. Responses are classified in
+ * provider_ses_classify.c.
  *
  * Config keys of a provider of type "ses":
  *   region                   required, such as "eu-central-1"
@@ -52,7 +54,6 @@
 #include <time.h>
 
 #include <cjson/cJSON.h>
-#include <openssl/crypto.h>
 
 #include "internal.h"
 #include "provider_ses.h"
@@ -258,165 +259,14 @@ static outbox_err read_numbers(ses_state *state, outbox_error *err,
     return rc;
 }
 
-/* ------------------------------------------------------------------ */
-/* Credentials                                                         */
-/* ------------------------------------------------------------------ */
-
-/* Frees a secret after overwriting it. Accepts NULL. */
-static void free_secret(char *secret)
-{
-    if (secret == NULL)
-        return;
-    OPENSSL_cleanse(secret, strlen(secret));
-    free(secret);
-}
-
-/*
- * Reads one credential: from config[key] or the variable named by
- * config[key_env] when config has either, else from the standard
- * variable default_env. *out stays NULL when none gives a value.
- */
-static outbox_err read_credential(char **out, bool *from_default,
-                                  outbox_error *err, const char *name,
-                                  const cJSON *config, const char *key,
-                                  const char *default_env)
-{
-    char key_env[48];
-    const char *value;
-
-    *out = NULL;
-    *from_default = false;
-    snprintf(key_env, sizeof(key_env), "%s_env", key);
-    if (cJSON_GetObjectItemCaseSensitive(config, key) != NULL
-        || cJSON_GetObjectItemCaseSensitive(config, key_env) != NULL)
-        return outbox__provider_secret(out, err, name, config, key,
-                                       key_env);
-    value = getenv(default_env);
-    if (value == NULL || value[0] == '\0')
-        return OUTBOX_EOK;
-    *from_default = true;
-    *out = outbox__strdup(value);
-    return *out != NULL ? OUTBOX_EOK : OUTBOX_ENOMEM;
-}
-
-/* Returns true if secret is printable ASCII without spaces, and without
- * a colon when no_colon is set. */
-static bool secret_is_clean(const char *secret, bool no_colon)
-{
-    for (const char *p = secret; *p != '\0'; p++) {
-        if (*p <= ' ' || *p >= 0x7F || (no_colon && *p == ':'))
-            return false;
-    }
-    return true;
-}
-
-static outbox_err missing_credential(outbox_error *err, const char *name,
-                                     const char *key, const char *env)
-{
-    return outbox_error_set(err, OUTBOX_ECONFIG, "config",
-                            "provider \"%s\": missing \"%s\" or \"%s_env\", "
-                            "and the environment variable %s is not set",
-                            name, key, key, env);
-}
-
-static outbox_err invalid_credential(outbox_error *err, const char *name,
-                                     const char *key)
-{
-    return outbox_error_set(err, OUTBOX_ECONFIG, "config",
-                            "provider \"%s\": the %s contains a space, a "
-                            "control character, a non-ASCII character or "
-                            "(in the key id) a colon; check the value",
-                            name, key);
-}
-
-/* Builds "<key id>:<secret>" for CURLOPT_USERPWD. */
-static outbox_err join_userpwd(ses_state *state, const char *id,
-                               const char *secret)
-{
-    size_t id_length = strlen(id);
-    size_t secret_length = strlen(secret);
-
-    state->userpwd = malloc(id_length + secret_length + 2);
-    if (state->userpwd == NULL)
-        return OUTBOX_ENOMEM;
-    memcpy(state->userpwd, id, id_length);
-    state->userpwd[id_length] = ':';
-    memcpy(state->userpwd + id_length + 1, secret, secret_length + 1);
-    return OUTBOX_EOK;
-}
-
-static outbox_err read_session_token(ses_state *state, outbox_error *err,
-                                     const cJSON *config, bool defaults)
-{
-    static const char prefix[] = "X-Amz-Security-Token: ";
-    char *token = NULL;
-    bool from_default = false;
-    outbox_err rc;
-
-    rc = read_credential(&token, &from_default, err, state->name, config,
-                         "session_token", "AWS_SESSION_TOKEN");
-    if (rc != OUTBOX_EOK || token == NULL || (from_default && !defaults)) {
-        free_secret(token);
-        return rc;
-    }
-    if (!secret_is_clean(token, false)) {
-        free_secret(token);
-        return invalid_credential(err, state->name, "session token");
-    }
-    state->token_header = malloc(sizeof(prefix) + strlen(token));
-    if (state->token_header != NULL)
-        sprintf(state->token_header, "%s%s", prefix, token);
-    free_secret(token);
-    return state->token_header != NULL ? OUTBOX_EOK : OUTBOX_ENOMEM;
-}
-
-static outbox_err read_credentials(ses_state *state, outbox_error *err,
-                                   const cJSON *config)
-{
-    char *id = NULL;
-    char *secret = NULL;
-    bool id_default = false;
-    bool secret_default = false;
-    outbox_err rc;
-
-    rc = read_credential(&id, &id_default, err, state->name, config,
-                         "access_key_id", "AWS_ACCESS_KEY_ID");
-    if (rc == OUTBOX_EOK)
-        rc = read_credential(&secret, &secret_default, err, state->name,
-                             config, "secret_access_key",
-                             "AWS_SECRET_ACCESS_KEY");
-    if (rc != OUTBOX_EOK)
-        goto cleanup;
-    if (id == NULL)
-        rc = missing_credential(err, state->name, "access_key_id",
-                                "AWS_ACCESS_KEY_ID");
-    else if (secret == NULL)
-        rc = missing_credential(err, state->name, "secret_access_key",
-                                "AWS_SECRET_ACCESS_KEY");
-    else if (!secret_is_clean(id, true))
-        rc = invalid_credential(err, state->name, "access key id");
-    else if (!secret_is_clean(secret, false))
-        rc = invalid_credential(err, state->name, "secret access key");
-    else
-        rc = join_userpwd(state, id, secret);
-    if (rc == OUTBOX_EOK)
-        rc = read_session_token(state, err, config,
-                                id_default && secret_default);
-
-cleanup:
-    free_secret(id);
-    free_secret(secret);
-    return rc;
-}
-
 static void ses_destroy(void *opaque)
 {
     ses_state *state = opaque;
 
     if (state == NULL)
         return;
-    free_secret(state->userpwd);
-    free_secret(state->token_header);
+    outbox__ses_free_secret(state->userpwd);
+    outbox__ses_free_secret(state->token_header);
     free(state->configuration_set);
     free(state->sigv4);
     free(state->url);
@@ -447,7 +297,9 @@ static outbox_err ses_create(void **out, outbox_error *err, const char *name,
     if (rc == OUTBOX_EOK)
         rc = read_numbers(state, err, config);
     if (rc == OUTBOX_EOK)
-        rc = read_credentials(state, err, config);
+        rc = outbox__ses_read_credentials(&state->userpwd,
+                                          &state->token_header, err,
+                                          state->name, config);
     if (rc == OUTBOX_EOK) {
         *out = state;
         return OUTBOX_EOK;

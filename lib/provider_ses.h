@@ -33,10 +33,11 @@ typedef struct outbox_ses_body_options {
  * without the NUL.
  *
  * The content is Simple when SES's Simple content can carry the message:
- * a non-empty subject, at most OUTBOX_SES_MAX_HEADERS extra headers whose
- * values fit OUTBOX_SES_MAX_HEADER_VALUE once RFC 2047-encoded, and
- * attachment names and Content-IDs within SES's lengths. Otherwise it is
- * Raw: the RFC 5322 message from outbox__mime_write, in base64.
+ * a non-empty subject without "=?", at most OUTBOX_SES_MAX_HEADERS extra
+ * headers whose values fit OUTBOX_SES_MAX_HEADER_VALUE once RFC
+ * 2047-encoded, and attachment names and Content-IDs within SES's
+ * lengths. Otherwise it is Raw: the RFC 5322 message from
+ * outbox__mime_write, in base64.
  *
  * EmailTags carry the outbox id as "outbox_id", then the metadata. SES
  * accepts only [A-Za-z0-9_-] in tag names and values, so a value with any
@@ -62,5 +63,30 @@ outbox_err outbox__ses_body(char **json, size_t *size, outbox_error *err,
 void outbox__ses_classify(outbox_result *result,
                           const outbox_response *response,
                           int64_t quota_delay);
+
+/* The parts below are shared by the provider's files. */
+
+/*
+ * Adds root["EmailTags"]: the outbox id, then the metadata as
+ * outbox__ses_body describes (provider_ses_tags.c). Returns false only
+ * when out of memory.
+ */
+bool outbox__ses_add_tags(struct cJSON *root, const outbox_message *message,
+                          const outbox_logger *logger);
+
+/*
+ * Reads the credentials of provider name (provider_ses_credentials.c):
+ * *userpwd receives "<key id>:<secret>" for CURLOPT_USERPWD, and
+ * *token_header "X-Amz-Security-Token: <token>", or NULL without a
+ * session token. Both are malloc'd secrets to free with
+ * outbox__ses_free_secret. On failure both are NULL and err names the
+ * missing or invalid key.
+ */
+outbox_err outbox__ses_read_credentials(char **userpwd, char **token_header,
+                                        outbox_error *err, const char *name,
+                                        const struct cJSON *config);
+
+/* Frees a secret after overwriting it. Accepts NULL. */
+void outbox__ses_free_secret(char *secret);
 
 #endif /* OUTBOX_PROVIDER_SES_H */
