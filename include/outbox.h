@@ -130,7 +130,12 @@ typedef struct outbox_limits {
     size_t max_metadata;         /* entries in the metadata column */
     size_t max_attachments;      /* attachments on one message */
     size_t max_message;          /* bodies plus attachments, before encoding */
+    size_t max_template_data;    /* bytes of the template_data column */
 } outbox_limits;
+
+/* Maximum length of the template column: a provider's template id or
+ * name. */
+#define OUTBOX_TEMPLATE_NAME_MAX 256
 
 /* Fills limits with the documented defaults. */
 void outbox_limits_default(outbox_limits *limits);
@@ -233,6 +238,8 @@ typedef struct outbox_row {
     const char *provider;        /* resolved name; never NULL */
     const char *send_after;
     const char *message_id;      /* RFC 5322 Message-ID, without <> */
+    const char *template_name;   /* the template column */
+    const char *template_data;   /* JSON object text */
     const outbox_attachment *attachments;  /* borrowed, not copied deeply */
     size_t attachment_count;
 } outbox_row;
@@ -257,6 +264,11 @@ typedef struct outbox_message {
     char *subject;              /* "" when the row has none */
     char *body_text;            /* NULL when absent */
     char *body_html;            /* NULL when absent */
+    /* The provider's template and its data (a JSON object's text); both
+     * NULL when the row names no template. A message with a template may
+     * have no body. */
+    char *template_name;
+    char *template_data;
     outbox_field *headers;
     size_t header_count;
     outbox_field *metadata;     /* values are strings */
@@ -269,13 +281,14 @@ typedef struct outbox_message {
  * Checks row and builds a message from it. Addresses are parsed, and an
  * address repeated across to, cc and bcc is kept once, in the first of
  * them (compared without regard to case). Header values must not contain
- * CR, LF or NUL, headers and metadata must be JSON objects, at least one
- * body is required, and every cap in limits applies. On failure *out is
- * NULL and err names the field and the problem. The kind is one of
- * invalid_sender, invalid_recipients, invalid_cc, invalid_bcc,
- * invalid_reply_to, invalid_header_value, invalid_headers,
- * invalid_metadata, missing_body, invalid_attachment, invalid_text,
- * limit_exceeded, or out_of_memory.
+ * CR, LF or NUL, headers, metadata and template_data must be JSON
+ * objects, at least one body is required unless the row names a template,
+ * and every cap in limits applies. On failure *out is NULL and err names
+ * the field and the problem. The kind is one of invalid_sender,
+ * invalid_recipients, invalid_cc, invalid_bcc, invalid_reply_to,
+ * invalid_header_value, invalid_headers, invalid_metadata, missing_body,
+ * invalid_template, invalid_attachment, invalid_text, limit_exceeded, or
+ * out_of_memory.
  */
 outbox_err outbox_message_build(outbox_message **out, outbox_error *err,
                                 const outbox_row *row,

@@ -33,6 +33,7 @@ void outbox_limits_default(outbox_limits *limits)
     limits->max_metadata = 50;
     limits->max_attachments = 100;
     limits->max_message = 40 * 1024 * 1024;
+    limits->max_template_data = 256 * 1024;
 }
 
 outbox_err outbox__message_fail_nomem(outbox_error *err, const char *field)
@@ -159,9 +160,11 @@ static outbox_err copy_body(char **out, outbox_error *err, const char *field,
     return *out != NULL ? OUTBOX_EOK : outbox__message_fail_nomem(err, field);
 }
 
-/* Copies the columns that need no parsing: ids, keys, subject and bodies. */
+/* Copies the columns that need no parsing (ids, keys, subject, bodies)
+ * and the template, and checks that the message has something to send. */
 static outbox_err copy_columns(outbox_message *message, outbox_error *err,
-                               const outbox_row *row)
+                               const outbox_row *row,
+                               const outbox_limits *limits)
 {
     outbox_err rc;
 
@@ -189,11 +192,14 @@ static outbox_err copy_columns(outbox_message *message, outbox_error *err,
     if (rc == OUTBOX_EOK)
         rc = copy_body(&message->body_html, err, "body_html", row->body_html,
                        row->body_html_size);
+    if (rc == OUTBOX_EOK)
+        rc = outbox__message_build_template(message, err, row, limits);
     if (rc == OUTBOX_EOK && message->body_text == NULL
-        && message->body_html == NULL)
+        && message->body_html == NULL && message->template_name == NULL)
         rc = outbox_error_set(err, OUTBOX_EINVAL, "missing_body",
                               "body_text and body_html: both are missing or "
-                              "empty, but a message needs at least one body");
+                              "empty, but a message needs at least one body "
+                              "or a template");
     return rc;
 }
 
@@ -390,7 +396,7 @@ outbox_err outbox_message_build(outbox_message **out, outbox_error *err,
         rc = outbox__message_fail_nomem(err, "message");
         goto cleanup;
     }
-    rc = copy_columns(message, err, row);
+    rc = copy_columns(message, err, row, limits);
     if (rc == OUTBOX_EOK)
         rc = build_addresses(message, err, row, limits);
     if (rc == OUTBOX_EOK)
@@ -435,6 +441,8 @@ void outbox_message_free(outbox_message *message)
     free(message->subject);
     free(message->body_text);
     free(message->body_html);
+    free(message->template_name);
+    free(message->template_data);
     free_fields(message->headers, message->header_count);
     free_fields(message->metadata, message->metadata_count);
     for (size_t i = 0; i < message->attachment_count; i++) {

@@ -400,3 +400,63 @@ outbox_err outbox__message_copy_attachments(outbox_message *message,
     }
     return OUTBOX_EOK;
 }
+
+/* Returns true if text is 1 to OUTBOX_TEMPLATE_NAME_MAX bytes of visible
+ * ASCII: providers' template ids and names contain no spaces. */
+static bool template_name_valid(const char *text)
+{
+    size_t length = strlen(text);
+
+    if (length == 0 || length > OUTBOX_TEMPLATE_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < length; i++) {
+        if (text[i] < '!' || text[i] > '~')
+            return false;
+    }
+    return true;
+}
+
+outbox_err outbox__message_build_template(outbox_message *message,
+                                          outbox_error *err,
+                                          const outbox_row *row,
+                                          const outbox_limits *limits)
+{
+    const char *data = row->template_data;
+    size_t size = data != NULL ? strlen(data) : 0;
+    cJSON *root;
+    bool is_object;
+
+    if (row->template_name == NULL) {
+        if (data != NULL)
+            return outbox_error_set(err, OUTBOX_EINVAL, "invalid_template",
+                                    "template_data: is set, but template is "
+                                    "missing");
+        return OUTBOX_EOK;
+    }
+    if (!template_name_valid(row->template_name))
+        return outbox_error_set(err, OUTBOX_EINVAL, "invalid_template",
+                                "template: must be 1 to %d characters of "
+                                "printable ASCII without spaces",
+                                OUTBOX_TEMPLATE_NAME_MAX);
+    if (size > limits->max_template_data)
+        return outbox_error_set(err, OUTBOX_ELIMIT, "limit_exceeded",
+                                "template_data: has %zu bytes, more than the "
+                                "maximum of %zu", size,
+                                limits->max_template_data);
+    if (data != NULL) {
+        if (!outbox__utf8_valid(data, size))
+            return outbox_error_set(err, OUTBOX_EINVAL, "invalid_template",
+                                    "template_data: is not valid UTF-8");
+        root = cJSON_Parse(data);
+        is_object = cJSON_IsObject(root);
+        cJSON_Delete(root);
+        if (!is_object)
+            return outbox_error_set(err, OUTBOX_EINVAL, "invalid_template",
+                                    "template_data: is not a JSON object");
+    }
+    if (outbox__message_copy_text(&message->template_name, err, "template",
+                                  row->template_name) != OUTBOX_EOK)
+        return OUTBOX_ENOMEM;
+    return outbox__message_copy_text(&message->template_data, err,
+                                     "template_data", data);
+}

@@ -50,4 +50,15 @@ outbox_err outbox__message_copy_attachments(outbox_message *message,
                                             outbox_error *err,
                                             const outbox_row *row);
 
+/*
+ * Checks the template and template_data columns and copies them into
+ * message. The name is 1 to OUTBOX_TEMPLATE_NAME_MAX bytes of visible
+ * ASCII, and the data a JSON object of at most limits->max_template_data
+ * bytes that needs a template.
+ */
+outbox_err outbox__message_build_template(outbox_message *message,
+                                          outbox_error *err,
+                                          const outbox_row *row,
+                                          const outbox_limits *limits);
+
 #endif /* OUTBOX_MESSAGE_INTERNAL_H */

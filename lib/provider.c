@@ -31,6 +31,7 @@ struct outbox_provider {
 static const outbox_provider_ops *const known_ops[] = {
     &outbox__sendgrid_ops,
     &outbox__file_ops,
+    &outbox__postmark_ops,
     &outbox__ses_ops,
 };
 
@@ -262,11 +263,30 @@ bool outbox_provider_uses_curl(const outbox_provider *provider)
     return provider->ops->prepare != NULL;
 }
 
+/* Fails a message that names a template when the provider cannot render
+ * one, so a provider never sees a message without a body. */
+static outbox_err check_template(const outbox_provider *provider,
+                                 outbox_error *err,
+                                 const outbox_message *message)
+{
+    if (message->template_name == NULL || provider->ops->renders_templates)
+        return OUTBOX_EOK;
+    return outbox_error_set(err, OUTBOX_EINVAL, "invalid_template",
+                            "template: provider \"%s\" (type %s) does not "
+                            "render templates; write body_text or body_html "
+                            "instead", provider->name, provider->type);
+}
+
 outbox_err outbox_provider_prepare(const outbox_provider *provider,
                                    void **request, outbox_error *err,
                                    CURL *easy, const outbox_message *message)
 {
+    outbox_err rc;
+
     *request = NULL;
+    rc = check_template(provider, err, message);
+    if (rc != OUTBOX_EOK)
+        return rc;
     if (provider->ops->prepare == NULL)
         return outbox_error_set(err, OUTBOX_EINVAL, "internal",
                                 "provider \"%s\" (type %s) does not send "
@@ -310,6 +330,9 @@ void outbox_provider_deliver(const outbox_provider *provider,
                          provider->name, provider->type);
         return;
     }
+    outbox_result_init(result, OUTBOX_RESULT_FAILED);
+    if (check_template(provider, &result->error, message) != OUTBOX_EOK)
+        return;
     provider->ops->deliver(provider->state, result, message);
 }
 

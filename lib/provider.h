@@ -21,6 +21,10 @@ typedef struct outbox_provider_ops {
      * misspelled "base_url" cannot fall back to the production URL. */
     const char *const *keys;
 
+    /* True if prepare or deliver handles a message's template; for the
+     * others the registry fails such messages before prepare runs. */
+    bool renders_templates;
+
     /* Reads the provider's keys from config; name is already checked. */
     outbox_err (*create)(void **state, outbox_error *err, const char *name,
                          const struct cJSON *config,
@@ -42,6 +46,7 @@ typedef struct outbox_provider_ops {
 extern const outbox_provider_ops outbox__sendgrid_ops;
 extern const outbox_provider_ops outbox__ses_ops;
 extern const outbox_provider_ops outbox__file_ops;
+extern const outbox_provider_ops outbox__postmark_ops;
 
 /*
  * Reads a provider's secret: config[key] if present, else the environment

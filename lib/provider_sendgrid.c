@@ -570,6 +570,7 @@ static const char *const sendgrid_keys[] = {
 
 const outbox_provider_ops outbox__sendgrid_ops = {
     .type = "sendgrid",
+    .renders_templates = true,
     .keys = sendgrid_keys,
     .create = sendgrid_create,
     .destroy = sendgrid_destroy,

@@ -4,8 +4,9 @@
  *
  * The body has one personalization with the recipients and custom_args
  * (the outbox id, which webhook events carry back, and the metadata), then
- * from, reply_to or reply_to_list, subject, content, attachments and
- * headers. Keys whose list or object would be empty are left out. The
+ * from, reply_to or reply_to_list, subject, template_id, content,
+ * attachments and headers. A template's data goes into the personalization
+ * as dynamic_template_data. Keys whose list or object would be empty are left out. The
  * bodies and the base64 attachments are referred to, not copied, while the
  * tree is printed.
  */
@@ -45,7 +46,8 @@ static size_t text_size(const char *text)
  * the subject, the extra headers and the attachments after base64. */
 static size_t encoded_message_size(const outbox_message *message)
 {
-    size_t total = text_size(message->subject);
+    size_t total = add_size(text_size(message->subject),
+                            text_size(message->template_data));
 
     total = add_size(total, text_size(message->body_text));
     total = add_size(total, text_size(message->body_html));
@@ -210,6 +212,25 @@ static bool add_custom_args(cJSON *personalization,
     return true;
 }
 
+/* Adds the row's template_data as dynamic_template_data, the values that
+ * a dynamic template renders. */
+static bool add_template_data(cJSON *personalization,
+                              const outbox_message *message)
+{
+    cJSON *data;
+
+    if (message->template_data == NULL)
+        return true;
+    data = cJSON_Parse(message->template_data);
+    if (data == NULL
+        || !cJSON_AddItemToObject(personalization, "dynamic_template_data",
+                                  data)) {
+        cJSON_Delete(data);
+        return false;
+    }
+    return true;
+}
+
 static bool add_personalizations(cJSON *root, const outbox_message *message,
                                  const outbox_logger *logger)
 {
@@ -224,7 +245,8 @@ static bool add_personalizations(cJSON *root, const outbox_message *message,
     return add_address_list(personalization, "to", &message->to, true)
            && add_address_list(personalization, "cc", &message->cc, true)
            && add_address_list(personalization, "bcc", &message->bcc, true)
-           && add_custom_args(personalization, message, logger);
+           && add_custom_args(personalization, message, logger)
+           && add_template_data(personalization, message);
 }
 
 /* Adds {"type": type, "value": text}, referring to text without a copy. */
@@ -382,11 +404,15 @@ static bool build_body_tree(cJSON *root, const outbox_message *message,
     else if (ok && message->reply_to.count > 1)
         ok = add_address_list(root, "reply_to_list", &message->reply_to,
                               false);
+    /* A dynamic template has its own subject, which an empty one would
+     * override. */
+    if (ok && (message->template_name == NULL || message->subject[0] != '\0'))
+        ok = cJSON_AddStringToObject(root, "subject", message->subject)
+             != NULL;
+    if (ok && message->template_name != NULL)
+        ok = cJSON_AddStringToObject(root, "template_id",
+                                     message->template_name) != NULL;
     return ok
-           && cJSON_AddStringToObject(root, "subject",
-                                      message->subject ? message->subject
-                                                       : "")
-                  != NULL
            && add_content(root, message)
            && add_attachments(root, message, encoded)
            && add_headers(root, message, logger);

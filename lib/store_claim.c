@@ -34,6 +34,8 @@ enum claim_column {
     COL_METADATA,
     COL_SEND_AFTER,
     COL_MESSAGE_ID,
+    COL_TEMPLATE,
+    COL_TEMPLATE_DATA,
     COL_COUNT
 };
 
@@ -55,7 +57,7 @@ static const char claim_sql[] =
     "                                 AND datetime(send_after) IS NOT NULL), "
     "          sender, recipients, cc, bcc, reply_to, subject, body_text, "
     "          body_html, message_key, reference, headers, metadata, "
-    "          send_after, message_id";
+    "          send_after, message_id, template, template_data";
 
 /* One claimed row, copied out of the statement before any other runs. */
 typedef struct claimed_row {
@@ -344,6 +346,7 @@ static bool columns_free_of_nul(const claimed_row *row, outbox_error *why)
         {COL_CC, "cc"},             {COL_BCC, "bcc"},
         {COL_REPLY_TO, "reply_to"}, {COL_SUBJECT, "subject"},
         {COL_HEADERS, "headers"},   {COL_METADATA, "metadata"},
+        {COL_TEMPLATE, "template"}, {COL_TEMPLATE_DATA, "template_data"},
     };
 
     for (size_t i = 0; i < sizeof(header_columns) / sizeof(header_columns[0]);
@@ -421,6 +424,8 @@ static outbox_err check_row(outbox_store *store, outbox_error *err,
     row.headers = claimed->text[COL_HEADERS];
     row.metadata = claimed->text[COL_METADATA];
     row.send_after = claimed->text[COL_SEND_AFTER];
+    row.template_name = claimed->text[COL_TEMPLATE];
+    row.template_data = claimed->text[COL_TEMPLATE_DATA];
     row.message_id = claimed->text[COL_MESSAGE_ID];
     row.attachments = attachments;
     row.attachment_count = attachment_count;

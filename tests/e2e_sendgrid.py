@@ -246,7 +246,40 @@ def test_one_request_for_to_cc_bcc():
     mock.stop()
 
 
+def test_dynamic_template():
+    """A row that names a template and no body goes out with template_id
+    and dynamic_template_data; the file provider fails such a row."""
+    directory = workdir()
+    mock = Mock(directory)
+    outbox = Outbox(directory, [sendgrid(mock.url),
+                                {"name": "files", "type": "file",
+                                 "folder": f"{directory}/mail"}],
+                    default_provider="sendgrid")
+    data = {"invoice": "RE-4711", "total": 12.5, "items": [{"sku": "A-1"}]}
+    row_id = invoice(outbox, 1201, body_text=None, subject=None,
+                     template="d-13b8f94f", template_data=json.dumps(data))
+    file_row = invoice(outbox, 1202, provider="files", template="invoice")
+    check_equal(outbox.drain(), 0, "drain exit code")
+    requests = mock.requests()
+    check_equal(len(requests), 1, "requests")
+    body = json.loads(requests[0]["body"]) if requests else {}
+    check_equal(body.get("template_id"), "d-13b8f94f", "template_id")
+    check_equal(body.get("personalizations", [{}])[0]
+                .get("dynamic_template_data"), data, "dynamic_template_data")
+    check("content" not in body and "subject" not in body,
+          f"no content and no subject in {body}")
+    check_equal(outbox.row(row_id)["status"], "sent", "template row status")
+    failed = outbox.row(file_row)
+    check_equal(failed["status"], "failed", "file row status")
+    check_equal(failed["last_error"],
+                "template: provider \"files\" (type file) does not render "
+                "templates; write body_text or body_html instead",
+                "file row last_error")
+    mock.stop()
+
+
 test_accepted()
+test_dynamic_template()
 test_rejected()
 test_bad_key_pauses_provider()
 test_rate_limited_then_accepted()

@@ -271,6 +271,37 @@ static void test_build_error_fails(const char *root)
     outbox_provider_free(provider);
 }
 
+/* The file provider cannot render a provider's template, so such a
+ * message fails before a file is written. */
+static void test_template_fails(const char *root)
+{
+    outbox_message m = base_message();
+    outbox_provider *provider = NULL;
+    outbox_error err = {{0}, {0}};
+    outbox_result result;
+    char folder[256];
+    size_t temporary = 0;
+
+    CHECK_CASE("template fails");
+    snprintf(folder, sizeof(folder), "%s/templates", root);
+    CHECK_INT(outbox_provider_create_file(&provider, &err, "files", folder),
+              OUTBOX_EOK);
+    if (provider == NULL) {
+        CHECK_FAIL("create failed: %s: %s", err.kind, err.text);
+        return;
+    }
+    m.template_name = "invoice";
+    outbox_provider_deliver(provider, &result, &m);
+    CHECK_STR(outbox_result_kind_name(result.kind), "failed");
+    CHECK_STR(result.error.kind, "invalid_template");
+    CHECK_STR(result.error.text,
+              "template: provider \"files\" (type file) does not render "
+              "templates; write body_text or body_html instead");
+    CHECK_INT(count_files(folder, &temporary), 0);
+    outbox_provider_free(provider);
+    rmdir(folder);
+}
+
 static void test_config_errors(const char *root)
 {
     outbox_provider *provider = NULL;
@@ -317,6 +348,7 @@ int main(void)
     test_envelope_folding(root);
     test_unwritable_folder(root);
     test_build_error_fails(root);
+    test_template_fails(root);
     test_config_errors(root);
     if (rmdir(root) != 0)
         CHECK_FAIL("files left behind in %s", root);

@@ -216,6 +216,32 @@ static void check_body_with_nul(void)
     CHECK_STR(err.text, "body_text: contains a NUL byte");
 }
 
+/* A template replaces the bodies: the row needs none, and the message
+ * carries the name and the data as written. */
+static void check_template_without_body(void)
+{
+    outbox_row row = base_row();
+    outbox_message *message = NULL;
+    outbox_error err = {"", ""};
+
+    CHECK_CASE("template without body");
+    row.body_text = NULL;
+    row.body_text_size = 0;
+    row.template_name = "d-13b8f94f";
+    row.template_data = "{\"invoice\": \"RE-4711\", \"total\": 12.5}";
+    CHECK_INT(outbox_message_build(&message, &err, &row, NULL), OUTBOX_EOK);
+    if (message == NULL) {
+        CHECK_FAIL("error: %s: %s", err.kind, err.text);
+        return;
+    }
+    CHECK(message->body_text == NULL);
+    CHECK(message->body_html == NULL);
+    CHECK_STR(message->template_name, "d-13b8f94f");
+    CHECK_STR(message->template_data, row.template_data);
+    CHECK(message->template_data != row.template_data);
+    outbox_message_free(message);
+}
+
 static void check_defaults(void)
 {
     outbox_limits limits;
@@ -231,6 +257,7 @@ static void check_defaults(void)
     CHECK_INT(limits.max_metadata, 50);
     CHECK_INT(limits.max_attachments, 100);
     CHECK_INT(limits.max_message, 40 * 1024 * 1024);
+    CHECK_INT(limits.max_template_data, 256 * 1024);
     CHECK_INT(outbox_message_recipient_count(NULL), 0);
     outbox_message_free(NULL);
 }
@@ -253,6 +280,8 @@ typedef struct bad_case {
     const char *headers;
     const char *metadata;
     const char *message_key;
+    const char *template_name;
+    const char *template_data;
     const outbox_attachment *attachment;
     const char *limit;
     size_t limit_value;
@@ -323,6 +352,24 @@ static const bad_case bad_cases[] = {
      .text_part = "headers: the value of \"X-Kunde\" is not valid UTF-8"},
     {.name = "no body", .body_text = "", .body_html = NONE,
      .kind = "missing_body", .text_part = "body_text and body_html"},
+    {.name = "template data without template", .template_data = "{}",
+     .kind = "invalid_template",
+     .text_part = "template_data: is set, but template is missing"},
+    {.name = "template name with space", .template_name = "d- 1",
+     .kind = "invalid_template",
+     .text_part = "template: must be 1 to 256 characters of printable ASCII"},
+    {.name = "template name empty", .template_name = "",
+     .kind = "invalid_template", .text_part = "template: must be 1 to 256"},
+    {.name = "template data array", .template_name = "d-1",
+     .template_data = "[1]", .kind = "invalid_template",
+     .text_part = "template_data: is not a JSON object"},
+    {.name = "template data invalid UTF-8", .template_name = "d-1",
+     .template_data = "{\"name\": \"M\xFCller\"}", .kind = "invalid_template",
+     .text_part = "template_data: is not valid UTF-8"},
+    {.name = "template data too large", .template_name = "d-1",
+     .template_data = "{\"name\": \"Anna\"}", .limit = "max_template_data",
+     .limit_value = 10, .kind = "limit_exceeded",
+     .text_part = "template_data: has 16 bytes, more than the maximum of 10"},
     {.name = "headers not JSON", .headers = "{X-Tag: 1}",
      .kind = "invalid_headers", .text_part = "headers: is not valid JSON"},
     {.name = "headers array", .headers = "[\"X-Tag\"]",
@@ -427,6 +474,7 @@ static void lower_limit(outbox_limits *limits, const char *name, size_t value)
         {"max_metadata", &limits->max_metadata},
         {"max_attachments", &limits->max_attachments},
         {"max_message", &limits->max_message},
+        {"max_template_data", &limits->max_template_data},
     };
 
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
@@ -462,6 +510,8 @@ static void check_bad(const bad_case *c)
     row.headers = pick(c->headers, row.headers);
     row.metadata = pick(c->metadata, row.metadata);
     row.message_key = pick(c->message_key, row.message_key);
+    row.template_name = pick(c->template_name, row.template_name);
+    row.template_data = pick(c->template_data, row.template_data);
     if (c->attachment != NULL) {
         attachments[0] = base_attachments[0];
         attachments[1] = *c->attachment;
@@ -486,6 +536,7 @@ int main(void)
     check_repeats_removed();
     check_cap_counts_after_repeats();
     check_body_with_nul();
+    check_template_without_body();
     check_defaults();
     for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++)
         check_bad(&bad_cases[i]);

@@ -82,6 +82,33 @@ static void test_minimal_body(void)
     cJSON_free(json);
 }
 
+/* A dynamic template: template_id, the data in the personalization, no
+ * content, and no subject when the row has none. */
+static void test_template_body(void)
+{
+    outbox_message message;
+    outbox_error err = {{0}, {0}};
+    char *json = NULL;
+    size_t size = 0;
+
+    CHECK_CASE("dynamic template body");
+    init_minimal(&message);
+    message.subject = "";
+    message.body_text = NULL;
+    message.template_name = "d-13b8f94f";
+    message.template_data = "{\"invoice\": \"RE-4711\", \"total\": 12.5}";
+    CHECK_INT(outbox__sendgrid_body(&json, &size, &err, &message, NULL, 0),
+              OUTBOX_EOK);
+    CHECK_STR(json,
+              "{\"personalizations\":[{\"to\":[{\"email\":\"a@x.io\"}],"
+              "\"custom_args\":{\"outbox_id\":\"42\"},"
+              "\"dynamic_template_data\":{\"invoice\":\"RE-4711\","
+              "\"total\":12.5}}],"
+              "\"from\":{\"email\":\"no-reply@ex.com\"},"
+              "\"template_id\":\"d-13b8f94f\"}");
+    cJSON_free(json);
+}
+
 static outbox_address full_to[] = {
     {"Meier, Anna", "a.meier@example.org"},
     {"J\xc3\xbcrgen Gro\xc3\x9f", "j.gross@example.de"},
@@ -737,6 +764,7 @@ int main(void)
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return 1;
     test_minimal_body();
+    test_template_body();
     test_full_body();
     test_single_reply_to();
     test_name_quoting();

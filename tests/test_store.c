@@ -99,7 +99,7 @@ static void schema_and_settings(void)
     outbox_error err;
 
     CHECK_CASE("schema version and WAL");
-    CHECK_QUERY("PRAGMA user_version", "1");
+    CHECK_QUERY("PRAGMA user_version", "2");
     CHECK_QUERY("PRAGMA journal_mode", "wal");
     outbox_store_close(store);
 
@@ -110,7 +110,23 @@ static void schema_and_settings(void)
               OUTBOX_ESCHEMA);
     CHECK(newer == NULL);
     CHECK_CONTAINS(err.text, "schema version 99 is newer");
-    run_sql("PRAGMA user_version = 1");
+    run_sql("PRAGMA user_version = 2");
+
+    /* A database at version 1, with a row in it, as a site would have it
+     * before the template columns existed. */
+    CHECK_CASE("version 1 migrates in place");
+    run_sql("INSERT INTO outbox (sender, recipients, body_text) "
+            "VALUES ('a@example.com', 'b@example.org', 'kept');"
+            "ALTER TABLE outbox DROP COLUMN template;"
+            "ALTER TABLE outbox DROP COLUMN template_data;"
+            "PRAGMA user_version = 1");
+    store = open_store("a");
+    CHECK_QUERY("PRAGMA user_version", "2");
+    CHECK_QUERY("SELECT count(*) FROM pragma_table_info('outbox') "
+                "WHERE name IN ('template', 'template_data')", "2");
+    CHECK_QUERY("SELECT body_text FROM outbox", "kept");
+    run_sql("DELETE FROM outbox");
+    outbox_store_close(store);
 }
 
 static outbox_message **claim(outbox_store *store, size_t *count,
