@@ -456,6 +456,14 @@ static outbox_err check_caps(outbox_error *err, const outbox_message *message,
     size_t recipients = outbox_message_recipient_count(message);
     size_t estimate = estimated_message_size(message);
 
+    /* NOTE: SES's Template content is not built yet, and sending the row
+     * without its template would deliver an empty message. */
+    if (message->template_name != NULL)
+        return outbox_error_set(err, OUTBOX_EINVAL, "invalid_template",
+                                "the ses provider does not send templates "
+                                "yet; give the row body_text or body_html "
+                                "instead of template \"%.64s\"",
+                                message->template_name);
     if (recipients > OUTBOX_SES_MAX_RECIPIENTS)
         return outbox_error_set(err, OUTBOX_ELIMIT, "limit_exceeded",
                                 "message has %zu recipients in to, cc and "

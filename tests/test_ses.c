@@ -480,7 +480,22 @@ static void test_too_many_recipients(void)
     CHECK_CONTAINS(err.text, "51 recipients in to, cc and bcc, over the SES "
                              "cap of 50");
 
+    CHECK_CASE("template not sent");
+    init_minimal(&message);
+    message.template_name = "invoice-v2";
+    err = (outbox_error){{0}, {0}};
+    CHECK_INT(outbox__ses_body(&json, &size, &err, &message, &no_options,
+                               NULL),
+              OUTBOX_EINVAL);
+    CHECK_STR(err.kind, "invalid_template");
+    CHECK_CONTAINS(err.text, "template \"invoice-v2\"");
+    CHECK(json == NULL);
+
     CHECK_CASE("50 recipients");
+    init_minimal(&message);
+    message.to.items = many;
+    message.to.count = 40;
+    message.bcc.items = many + 40;
     message.bcc.count = 10;
     json = build_body(&message, &no_options, NULL);
     CHECK(json != NULL);
