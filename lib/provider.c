@@ -32,6 +32,7 @@ static const outbox_provider_ops *const known_ops[] = {
     &outbox__sendgrid_ops,
     &outbox__mailgun_ops,
     &outbox__postmark_ops,
+    &outbox__ses_ops,
     &outbox__file_ops,
 };
 

@@ -45,6 +45,7 @@ typedef struct outbox_provider_ops {
 
 extern const outbox_provider_ops outbox__sendgrid_ops;
 extern const outbox_provider_ops outbox__mailgun_ops;
+extern const outbox_provider_ops outbox__ses_ops;
 extern const outbox_provider_ops outbox__file_ops;
 extern const outbox_provider_ops outbox__postmark_ops;
 
