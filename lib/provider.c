@@ -31,6 +31,7 @@ struct outbox_provider {
 static const outbox_provider_ops *const known_ops[] = {
     &outbox__sendgrid_ops,
     &outbox__file_ops,
+    &outbox__smtp_ops,
 };
 
 #define KNOWN_OPS_COUNT (sizeof(known_ops) / sizeof(known_ops[0]))

@@ -1,0 +1,192 @@
+"""End to end through a real SMTP server: aiosmtpd on 127.0.0.1 with
+STARTTLS (a certificate made by openssl for this run) and AUTH. The
+received message is parsed with Python's email package; refusals come from
+the same server, scripted to reply with 4xx and 5xx codes."""
+
+import base64
+import email
+import email.policy
+import json
+import os
+import subprocess
+import time
+
+from harness import Outbox, check, check_equal, finish, workdir
+
+# aiosmtpd is Debian's python3-aiosmtpd, which the python3 that CMake finds
+# (a pyenv build, say) may not see, so the server runs under Debian's.
+PEER_PYTHON = "/usr/bin/python3"
+PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                    "smtp_peer.py")
+USERNAME = "erp@example.com"
+PASSWORD = "smtp-password-never-logged-5678"
+TOKEN = "oauth2-token-never-logged-9012"
+FAST_RETRY = {"base_delay_seconds": 1, "max_delay_seconds": 2,
+              "jitter": 0, "max_attempts": 3}
+PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
+
+
+def make_certificate(directory):
+    cert = os.path.join(directory, "relay.pem")
+    key = os.path.join(directory, "relay.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+class Relay:
+    """The SMTP server process and its log of commands."""
+
+    def __init__(self, directory, script=None, auth_reply=None, token=None):
+        self.cert, key = make_certificate(directory)
+        self.log_path = os.path.join(directory, "relay.jsonl")
+        port_file = os.path.join(directory, "relay.port")
+        command = [PEER_PYTHON, PEER, "--port-file", port_file,
+                   "--log", self.log_path, "--cert", self.cert,
+                   "--key", key, "--username", USERNAME,
+                   "--password", PASSWORD, "--token", token or TOKEN]
+        if script is not None:
+            command += ["--script", json.dumps(script)]
+        if auth_reply is not None:
+            command += ["--auth-reply", auth_reply]
+        self.process = subprocess.Popen(command)
+        deadline = time.monotonic() + 20
+        while not os.path.exists(port_file):
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError("the SMTP peer did not start")
+            time.sleep(0.05)
+        with open(port_file) as f:
+            self.port = int(f.read())
+        self.url = f"smtp://127.0.0.1:{self.port}"
+
+    def events(self, kind=None):
+        if not os.path.exists(self.log_path):
+            return []
+        with open(self.log_path) as f:
+            events = [json.loads(line) for line in f if line.strip()]
+        return [e for e in events if kind is None or e["event"] == kind]
+
+    def messages(self):
+        """The accepted transactions, each message parsed."""
+        parsed = []
+        for event in self.events("data"):
+            raw = base64.b64decode(event["content"])
+            parsed.append((event, raw, email.message_from_bytes(
+                raw, policy=email.policy.default)))
+        return parsed
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def smtp(relay, **extra):
+    provider = {"name": "relay", "type": "smtp", "url": relay.url,
+                "username": USERNAME, "password": PASSWORD,
+                "ca_file": relay.cert, "helo_name": "erp.example.com",
+                "timeout_seconds": 10, "connect_timeout_seconds": 2}
+    provider.update(extra)
+    return provider
+
+
+def invoice(outbox, number, **extra):
+    columns = dict(sender="Buchhaltung <billing@example.com>",
+                   recipients="kunde@example.org",
+                   subject=f"Rechnung {number}",
+                   body_text="Anbei Ihre Rechnung.",
+                   reference=f"INV-{number}", message_key=f"inv-{number}")
+    columns.update(extra)
+    return outbox.insert(**columns)
+
+
+def test_done_means():
+    """A PDF, a non-ASCII subject and a display name with a comma arrive
+    intact; bcc is an envelope recipient and never a header."""
+    directory = workdir()
+    relay = Relay(directory)
+    outbox = Outbox(directory, [smtp(relay)])
+    subject = "Rechnung Nr. 4711 für Müller & Söhne – Überfällig ✓"
+    row_id = invoice(
+        outbox, 4711, subject=subject,
+        recipients='"Meier, Anna" <a.meier@example.org>, '
+                   'Jürgen Groß <j.gross@example.org>',
+        cc="einkauf@example.org", bcc="archiv@example.com",
+        reply_to="Support <help@example.com>",
+        body_text="Guten Tag,\nanbei die Rechnung.\n.\nGrüße",
+        body_html="<p>Guten Tag,</p><p>anbei die <b>Rechnung</b>.</p>"
+                  "<img src=\"cid:logo@example.com\">",
+        headers='{"X-ERP-Ref": "R-4711"}', metadata='{"tenant": "t1"}')
+    outbox.attach(row_id, "Rechnung 4711.pdf", "application/pdf", PDF)
+    outbox.attach(row_id, "logo.png", "image/png", b"\x89PNG\r\n\x1a\nxx",
+                  content_id="logo@example.com")
+    check_equal(outbox.drain(), 0, "drain exit code")
+
+    row = outbox.row(row_id)
+    check_equal(row["status"], "sent", "status")
+    check_equal(row["provider_message_id"], "Q1", "relay queue id stored")
+    messages = relay.messages()
+    check_equal(len(messages), 1, "transactions")
+    event, raw, message = messages[0]
+    check_equal(event["mail_from"], "billing@example.com", "MAIL FROM")
+    check_equal(sorted(event["rcpt_tos"]),
+                ["a.meier@example.org", "archiv@example.com",
+                 "einkauf@example.org", "j.gross@example.org"],
+                "RCPT TO, bcc included")
+    mail = relay.events("mail")[0]
+    check(mail["tls"], "STARTTLS was used")
+    check_equal(mail["login"], USERNAME, "AUTH login")
+
+    check_equal(str(message["Subject"]), subject, "subject decoded")
+    check_equal(message["Message-ID"], f"<{row['message_id']}>",
+                "Message-ID matches the stored one")
+    check(message["Date"] is not None, "Date header present")
+    to = message["To"].addresses
+    check_equal([(a.display_name, a.addr_spec) for a in to],
+                [("Meier, Anna", "a.meier@example.org"),
+                 ("Jürgen Groß", "j.gross@example.org")], "To")
+    check_equal(message["Cc"].addresses[0].addr_spec, "einkauf@example.org",
+                "Cc")
+    check_equal(message["Reply-To"].addresses[0].addr_spec,
+                "help@example.com", "Reply-To")
+    check_equal(message["From"].addresses[0].display_name, "Buchhaltung",
+                "From name")
+    check_equal(message["X-ERP-Ref"], "R-4711", "extra header")
+    check_equal(message["X-Outbox-Id"], str(row_id), "outbox id header")
+    check(message["Bcc"] is None, "no Bcc header")
+    check(b"archiv@example.com" not in raw, "bcc address not in DATA")
+    check(b"tenant" not in raw, "metadata not in DATA")
+    for line in raw.split(b"\r\n"):
+        check(len(line) <= 998, f"line of {len(line)} bytes")
+
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    check_equal(text.replace("\r\n", "\n"),
+                "Guten Tag,\nanbei die Rechnung.\n.\nGrüße", "text body")
+    html = message.get_body(preferencelist=("html",)).get_content()
+    check("<b>Rechnung</b>" in html, "html body")
+    attachments = {part.get_filename(): part
+                   for part in message.iter_attachments()}
+    check_equal(sorted(attachments), ["Rechnung 4711.pdf"], "attachments")
+    pdf = attachments.get("Rechnung 4711.pdf")
+    check(pdf is not None and pdf.get_content() == PDF,
+          "PDF arrives byte for byte")
+    images = [p for p in message.walk() if p["Content-ID"]]
+    check_equal(len(images), 1, "inline images")
+    if images:
+        check_equal(images[0]["Content-ID"], "<logo@example.com>",
+                    "Content-ID")
+        check_equal(images[0].get_content(), b"\x89PNG\r\n\x1a\nxx",
+                    "inline image bytes")
+    check(PASSWORD not in outbox.log_text(), "password never logged")
+    relay.stop()
+
+
+def main():
+    test_done_means()
+    finish()
+
+
+if __name__ == "__main__":
+    main()
