@@ -10,7 +10,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "daemon.h"
@@ -77,38 +76,6 @@ static void transfer_free(transfer *t)
     free(t);
 }
 
-static size_t on_body(char *data, size_t size, size_t count, void *user);
-
-/* Returns true if data is a line of an SMTP server reply, such as
- * "250-SIZE 10240000" or "250 2.0.0 Ok: queued as 4F2x". */
-static bool is_smtp_reply(const transfer *t, const char *data, size_t length)
-{
-    const char *scheme = NULL;
-
-    if (length < 4 || data[0] < '2' || data[0] > '5' || data[1] < '0'
-        || data[1] > '9' || data[2] < '0' || data[2] > '9'
-        || (data[3] != ' ' && data[3] != '-' && data[3] != '\r'))
-        return false;
-    curl_easy_getinfo(t->easy, CURLINFO_SCHEME, &scheme);
-    return scheme != NULL && strncasecmp(scheme, "smtp", 4) == 0;
-}
-
-/*
- * libcurl hands each line of an SMTP reply to the header callback: "250-"
- * continues a reply and "250 " ends it. The last reply is kept as the
- * response body for the provider to classify, and the end of a reply
- * counts as the end of the headers.
- */
-static size_t keep_smtp_reply(transfer *t, char *data, size_t length)
-{
-    if (t->headers_complete) {
-        t->body_size = 0;
-        t->body_truncated = false;
-    }
-    t->headers_complete = data[3] != '-';
-    return on_body(data, 1, length, t);
-}
-
 static size_t on_header(char *data, size_t size, size_t count, void *user)
 {
     transfer *t = user;
@@ -117,9 +84,6 @@ static size_t on_header(char *data, size_t size, size_t count, void *user)
     char *colon;
     char *value;
     size_t value_length;
-
-    if (is_smtp_reply(t, data, length))
-        return keep_smtp_reply(t, data, length);
 
     /* A new status line starts a new response (after 100 Continue, say). */
     if (length >= 5 && memcmp(data, "HTTP/", 5) == 0) {
@@ -402,8 +366,7 @@ static void start_curl(daemon_state *d, transfer *t)
         fail_before_request(d, t, &why);
         return;
     }
-    /* The daemon's own settings first; a provider may narrow them, and
-     * the SMTP provider replaces the protocols with smtp and smtps. */
+    /* The daemon's own settings first; a provider may narrow them. */
     curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
     curl_easy_setopt(t->easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t);

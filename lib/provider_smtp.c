@@ -60,6 +60,10 @@
 /* JSON numbers are doubles, which hold whole numbers exactly up to 2^53. */
 #define SMTP_MAX_CONFIG_NUMBER 9007199254740992.0
 
+/* Cap on the server replies kept for classification; a whole session
+ * with an EHLO reply of many lines stays far below it. */
+#define SMTP_MAX_REPLY_BYTES (64 * 1024)
+
 /* RFC 1035: a host name is at most 253 characters. */
 #define SMTP_HELO_MAX 253
 
@@ -405,11 +409,6 @@ cleanup:
 /* Requests                                                            */
 /* ------------------------------------------------------------------ */
 
-static void smtp_release(void *request)
-{
-    outbox__smtp_request_free(request);
-}
-
 static CURLcode set_auth_options(CURL *easy, const smtp_state *state)
 {
     CURLcode code = CURLE_OK;
@@ -431,7 +430,6 @@ static CURLcode set_request_options(CURL *easy, const smtp_state *state,
 {
     CURLcode code = curl_easy_setopt(easy, CURLOPT_URL, state->url);
 
-    /* The daemon allows HTTP only; this transfer needs SMTP instead. */
     if (code == CURLE_OK)
         code = curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
     if (code == CURLE_OK)
@@ -456,6 +454,9 @@ static CURLcode set_request_options(CURL *easy, const smtp_state *state,
     if (code == CURLE_OK)
         code = curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT,
                                 state->connect_timeout);
+    if (code == CURLE_OK)
+        code = curl_easy_setopt(easy, CURLOPT_SERVER_RESPONSE_TIMEOUT,
+                                state->timeout);
     /* Signals would interrupt the event loop's thread. */
     if (code == CURLE_OK)
         code = curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
@@ -491,10 +492,25 @@ static outbox_err check_caps(const smtp_state *state, outbox_error *err,
     return OUTBOX_EOK;
 }
 
-static outbox_err smtp_prepare(void *opaque, void **out, outbox_error *err,
-                               CURL *easy, const outbox_message *message)
+/* Appends each reply line that libcurl hands to the header callback to
+ * the buffer, up to its cap; the lines past it are dropped. */
+static size_t keep_reply_line(char *data, size_t size, size_t count,
+                              void *user)
 {
-    const smtp_state *state = opaque;
+    outbox_buf *replies = user;
+    size_t length = size * count;
+
+    if (replies->size + length <= replies->cap)
+        (void)outbox__buf_append(replies, data, length);
+    return length;
+}
+
+/* Builds the transaction of message on easy. Fails before any network
+ * step when the message cannot be sent as it is. */
+static outbox_err prepare(const smtp_state *state,
+                          outbox_smtp_request **out, outbox_error *err,
+                          CURL *easy, const outbox_message *message)
+{
     outbox_smtp_request *request = calloc(1, sizeof(*request));
     outbox_err rc = OUTBOX_ENOMEM;
     CURLcode code;
@@ -531,12 +547,59 @@ cleanup:
     return rc;
 }
 
-static void smtp_classify(void *opaque, outbox_result *result,
-                          const outbox_response *response)
+/*
+ * Runs the transaction with curl_easy_perform on the calling thread, which
+ * the daemon takes from libuv's thread pool. libcurl 7.88 waits for the
+ * reply to the end of DATA inside the call that finishes the transfer,
+ * blocking even under curl_multi_socket_action, so an SMTP transaction
+ * must not run on the event loop's thread.
+ */
+static void smtp_deliver(void *opaque, outbox_result *result,
+                         const outbox_message *message)
 {
     const smtp_state *state = opaque;
+    outbox_smtp_request *request = NULL;
+    outbox_response response;
+    char curl_error[CURL_ERROR_SIZE] = "";
+    outbox_buf replies;
+    outbox_error error;
+    CURL *easy = curl_easy_init();
+    outbox_err rc;
 
-    outbox__smtp_classify(result, response, &state->delays);
+    memset(&error, 0, sizeof(error));
+    outbox__buf_init(&replies, SMTP_MAX_REPLY_BYTES);
+    if (easy == NULL) {
+        outbox_result_init(result, OUTBOX_RESULT_RETRY);
+        outbox_error_set(&result->error, OUTBOX_ENOMEM, "internal",
+                         "cannot create a libcurl handle");
+        return;
+    }
+    rc = prepare(state, &request, &error, easy, message);
+    if (rc != OUTBOX_EOK) {
+        /* Only a lack of memory is no fault of the message. */
+        outbox_result_init(result, rc == OUTBOX_ENOMEM ? OUTBOX_RESULT_RETRY
+                                                       : OUTBOX_RESULT_FAILED);
+        result->error = error;
+        curl_easy_cleanup(easy);
+        return;
+    }
+
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, keep_reply_line);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, &replies);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, curl_error);
+    memset(&response, 0, sizeof(response));
+    response.curl_code = curl_easy_perform(easy);
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &response.status);
+    response.curl_error = curl_error;
+    response.body = replies.data != NULL ? replies.data : "";
+    response.body_size = replies.size;
+    response.now = (int64_t)time(NULL);
+    outbox__smtp_classify(result, &response, &state->delays);
+
+    /* Closing sends QUIT, bounded by the server response timeout. */
+    curl_easy_cleanup(easy);
+    outbox__smtp_request_free(request);
+    outbox__buf_free(&replies);
 }
 
 static const char *const smtp_keys[] = {
@@ -551,8 +614,5 @@ const outbox_provider_ops outbox__smtp_ops = {
     .keys = smtp_keys,
     .create = smtp_create,
     .destroy = smtp_destroy,
-    .prepare = smtp_prepare,
-    .release = smtp_release,
-    .classify = smtp_classify,
-    .deliver = NULL,
+    .deliver = smtp_deliver,
 };

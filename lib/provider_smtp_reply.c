@@ -38,13 +38,16 @@
 /* Room in error texts for a prefix and a hint around the reply. */
 #define DETAIL_MAX (OUTBOX_ERROR_TEXT_MAX - 200)
 
-/* A reply as read from the body: the code of its last line and the
- * enhanced status code that starts that line's text, if any. */
+/* The reply that decided the outcome, found in the body: the final line
+ * whose code is the response's status, the enhanced status code that
+ * starts its text, if any, and the reply's lines for error texts. */
 typedef struct smtp_reply {
-    long code;              /* 0 when the body holds no reply */
+    long code;              /* 0 when the body holds no such reply */
     int enhanced[3];        /* class, subject, detail; class 0 if absent */
-    const char *text;       /* the last line after the codes */
+    const char *text;       /* the final line after the codes */
     size_t text_length;
+    const char *lines;      /* every line of the reply */
+    size_t lines_length;
 } smtp_reply;
 
 static bool is_digit(char c)
@@ -90,31 +93,66 @@ static void parse_enhanced(smtp_reply *reply, const char *text,
     reply->text_length = (size_t)(end - p);
 }
 
-/* Finds the last line of the reply in the body and parses it. */
+/* Returns the code of the reply line from line to end (without its line
+ * break), and in *final whether it ends the reply; 0 if it is no reply. */
+static long line_code(const char *line, const char *end, bool *final)
+{
+    if (end - line < 3 || !is_digit(line[0]) || !is_digit(line[1])
+        || !is_digit(line[2]) || (end - line > 3 && line[3] != ' '
+                                  && line[3] != '-'))
+        return 0;
+    *final = end - line == 3 || line[3] == ' ';
+    return (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+}
+
+/* Finds, from the end of the body, the final reply line whose code is
+ * status, and the continuation lines before it. */
 static void parse_reply(smtp_reply *reply, const outbox_response *response)
 {
     const char *body = response->body;
     const char *end;
-    const char *line;
 
     memset(reply, 0, sizeof(*reply));
-    if (body == NULL || response->body_size == 0)
+    if (body == NULL || response->body_size == 0 || response->status <= 0)
         return;
     end = body + response->body_size;
-    while (end > body && (end[-1] == '\r' || end[-1] == '\n'))
-        end--;
-    line = end;
-    while (line > body && line[-1] != '\n')
-        line--;
-    if (end - line < 3 || !is_digit(line[0]) || !is_digit(line[1])
-        || !is_digit(line[2]) || (end - line > 3 && line[3] != ' '
-                                  && line[3] != '-'))
-        return;
-    reply->code = (line[0] - '0') * 100 + (line[1] - '0') * 10
-                  + (line[2] - '0');
-    reply->text = end - line > 4 ? line + 4 : end;
-    reply->text_length = (size_t)(end - reply->text);
-    parse_enhanced(reply, reply->text, end);
+    while (end > body) {
+        const char *line_end = end;
+        const char *line;
+        bool final = false;
+
+        while (line_end > body
+               && (line_end[-1] == '\r' || line_end[-1] == '\n'))
+            line_end--;
+        line = line_end;
+        while (line > body && line[-1] != '\n')
+            line--;
+        if (line_code(line, line_end, &final) == response->status && final) {
+            const char *first = line;
+
+            reply->code = response->status;
+            reply->text = line_end - line > 4 ? line + 4 : line_end;
+            reply->text_length = (size_t)(line_end - reply->text);
+            parse_enhanced(reply, reply->text, line_end);
+
+            /* Earlier lines of the same reply end with "-" after the code. */
+            while (first > body) {
+                const char *previous = first - 1;
+                bool previous_final = false;
+
+                while (previous > body && previous[-1] != '\n')
+                    previous--;
+                if (line_code(previous, first, &previous_final) == 0
+                    || previous_final)
+                    break;
+                first = previous;
+            }
+            reply->lines = first;
+            reply->lines_length = (size_t)(line_end - first);
+            return;
+        }
+        end = line;
+    }
 }
 
 /* Sets kind, error kind and "SMTP <reply><hint>" as the error text. */
@@ -129,9 +167,14 @@ static void set_reply_result(outbox_result *result, outbox_result_kind kind,
     result->status = response->status;
     if (kind == OUTBOX_RESULT_MISCONFIGURED)
         result->counts_as_failure = false;
-    if (reply->code == response->status)
-        outbox__body_excerpt(detail, sizeof(detail), response);
-    else
+    if (reply->code == response->status) {
+        outbox_response view;
+
+        memset(&view, 0, sizeof(view));
+        view.body = reply->lines;
+        view.body_size = reply->lines_length;
+        outbox__body_excerpt(detail, sizeof(detail), &view);
+    } else
         snprintf(detail, sizeof(detail), "reply code %ld",
                  response->status);
     if (response->curl_code != CURLE_OK)

@@ -87,7 +87,7 @@ def smtp(relay, **extra):
     provider = {"name": "relay", "type": "smtp", "url": relay.url,
                 "username": USERNAME, "password": PASSWORD,
                 "ca_file": relay.cert, "helo_name": "erp.example.com",
-                "timeout_seconds": 10, "connect_timeout_seconds": 2}
+                "timeout_seconds": 10, "connect_timeout_seconds": 8}
     provider.update(extra)
     return provider
 
@@ -183,8 +183,163 @@ def test_done_means():
     relay.stop()
 
 
+def test_throttled_then_accepted():
+    """450 to MAIL FROM and 454 after DATA: retry as rate_limited without
+    using up an attempt, then sent."""
+    directory = workdir()
+    relay = Relay(directory, script=[
+        {"mail": "450 4.7.1 Too many requests, slow down"},
+        {"data": "454 Throttling failure: Maximum sending rate exceeded."}])
+    outbox = Outbox(directory, [smtp(relay, throttle_retry_seconds=1)],
+                    concurrency=1, retry=FAST_RETRY)
+    ids = [invoice(outbox, n) for n in (411, 412)]
+    check_equal(outbox.drain(), 0, "drain exit code")
+    errors = []
+    for row_id in ids:
+        check_equal(outbox.row(row_id)["status"], "sent", f"row {row_id}")
+        attempts = outbox.attempts(row_id)
+        check_equal([a["outcome"] for a in attempts], ["retry", "sent"],
+                    f"row {row_id} attempt outcomes")
+        check_equal(attempts[0]["error_kind"], "rate_limited",
+                    f"row {row_id} first attempt kind")
+        check_equal(attempts[0]["counted"], 0, "rate limit not counted")
+        errors.append(attempts[0]["error"])
+    # The curl error code after DATA differs between libcurl versions.
+    errors = [e.split(" (curl error")[0] for e in errors]
+    check_equal(sorted(errors), [
+        "SMTP 450 4.7.1 Too many requests, slow down",
+        "SMTP 454 Throttling failure: Maximum sending rate exceeded."],
+        "provider text as received")
+    check_equal(len(relay.events("data")), 3, "one DATA per attempt past "
+                "MAIL FROM")
+    relay.stop()
+
+
+def test_unknown_recipient_fails():
+    """550 5.1.1 to RCPT TO: failed at once, no DATA, no retry."""
+    directory = workdir()
+    relay = Relay(directory, script=[
+        {"rcpt": "550 5.1.1 <weg@example.org>: Recipient address "
+                 "rejected: User unknown"}])
+    outbox = Outbox(directory, [smtp(relay)], retry=FAST_RETRY)
+    row_id = invoice(outbox, 1, recipients="weg@example.org")
+    check_equal(outbox.drain(), 0, "drain exit code")
+    row = outbox.row(row_id)
+    check_equal(row["status"], "failed", "status")
+    check_equal(row["last_error_kind"], "invalid_recipient", "error kind")
+    check_equal(row["last_error"],
+                "SMTP 550 5.1.1 <weg@example.org>: Recipient address "
+                "rejected: User unknown (curl error 55)", "error text")
+    check_equal(row["attempts"], 1, "attempts")
+    check_equal(relay.events("data"), [], "no DATA")
+    relay.stop()
+
+
+def test_bad_password_pauses_provider():
+    """535 5.7.8: misconfigured; every row stays queued, drain exits 3."""
+    directory = workdir()
+    relay = Relay(directory)
+    outbox = Outbox(directory, [smtp(relay, password="wrong-password")],
+                    concurrency=1, retry=FAST_RETRY)
+    ids = [invoice(outbox, n) for n in (1, 2, 3)]
+    check_equal(outbox.drain(), 3, "drain exit code")
+    for row_id in ids:
+        check_equal(outbox.row(row_id)["status"], "queued",
+                    f"row {row_id} status")
+    first = outbox.row(ids[0])
+    check_equal(first["last_error_kind"], "provider_auth", "error kind")
+    check("535 5.7.8" in (first["last_error"] or ""),
+          f"error text: {first['last_error']}")
+    check_equal(relay.events("mail"), [], "no MAIL FROM")
+    check("wrong-password" not in outbox.log_text(), "password not logged")
+    relay.stop()
+
+
+def test_basic_auth_turned_off():
+    """550 5.7.30 to AUTH (Office 365 without basic auth): misconfigured,
+    with a hint to use an OAuth2 token."""
+    directory = workdir()
+    relay = Relay(directory, auth_reply="550 5.7.30 Basic authentication "
+                                        "is not supported for Client "
+                                        "Submission.")
+    outbox = Outbox(directory, [smtp(relay)], concurrency=1,
+                    retry=FAST_RETRY)
+    row_id = invoice(outbox, 1)
+    check_equal(outbox.drain(), 3, "drain exit code")
+    row = outbox.row(row_id)
+    check_equal(row["status"], "queued", "status")
+    check_equal(row["last_error_kind"], "provider_auth", "error kind")
+    check("use oauth2_token" in (row["last_error"] or ""),
+          f"error text: {row['last_error']}")
+    relay.stop()
+
+
+def test_oauth2_token():
+    """XOAUTH2 with the token from an environment variable."""
+    directory = workdir()
+    relay = Relay(directory)
+    provider = smtp(relay, oauth2_token_env="RELAY_TOKEN")
+    del provider["password"]
+    outbox = Outbox(directory, [provider])
+    row_id = invoice(outbox, 1)
+    check_equal(outbox.drain(env={"RELAY_TOKEN": TOKEN}), 0,
+                "drain exit code")
+    check_equal(outbox.row(row_id)["status"], "sent", "status")
+    auth = relay.events("auth")
+    check_equal([(a["mechanism"], a["user"], a["ok"]) for a in auth],
+                [("XOAUTH2", USERNAME, True)], "AUTH XOAUTH2")
+    check(TOKEN not in outbox.log_text(), "token never logged")
+    relay.stop()
+
+
+def test_silence_after_data_is_unknown():
+    """No reply to the end of DATA: the relay may have the message, so the
+    row is held as unknown and not sent again."""
+    directory = workdir()
+    relay = Relay(directory, script=[{"data_silence": True}])
+    outbox = Outbox(directory, [smtp(relay, timeout_seconds=3)],
+                    retry=FAST_RETRY)
+    row_id = invoice(outbox, 903)
+    outbox.drain()
+    row = outbox.row(row_id)
+    check_equal(row["status"], "held", "status")
+    check_equal(row["last_error_kind"], "timeout_after_data", "error kind")
+    check_equal(len(relay.events("data")), 1, "DATA sent once")
+    relay.stop()
+
+
+def test_checks_before_sending():
+    """A line break in the subject and a message over max_message_bytes
+    fail before any SMTP session."""
+    directory = workdir()
+    relay = Relay(directory)
+    outbox = Outbox(directory, [smtp(relay, max_message_bytes=5000)])
+    injected = invoice(outbox, 1501,
+                       subject="Mahnung 3\r\nBcc: sammler@example.net")
+    large = invoice(outbox, 2)
+    outbox.attach(large, "scan.pdf", "application/pdf", PDF)
+    check_equal(outbox.drain(), 0, "drain exit code")
+    row = outbox.row(injected)
+    check_equal(row["status"], "failed", "injected status")
+    check_equal(row["last_error_kind"], "invalid_header_value", "kind")
+    row = outbox.row(large)
+    check_equal(row["status"], "failed", "large status")
+    check_equal(row["last_error_kind"], "message_too_large", "kind")
+    check("at most 5000 (max_message_bytes)" in (row["last_error"] or ""),
+          f"error text names the limit: {row['last_error']}")
+    check_equal(relay.events(), [], "no SMTP session")
+    relay.stop()
+
+
 def main():
     test_done_means()
+    test_throttled_then_accepted()
+    test_unknown_recipient_fails()
+    test_bad_password_pauses_provider()
+    test_basic_auth_turned_off()
+    test_oauth2_token()
+    test_silence_after_data_is_unknown()
+    test_checks_before_sending()
     finish()
 
 

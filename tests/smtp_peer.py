@@ -54,16 +54,16 @@ class Peer:
 
     async def auth_XOAUTH2(self, server, args):
         if len(args) > 1:
-            answer = args[1].encode()
+            answer = base64.b64decode(args[1])
         else:
             answer = await server.challenge_auth("", encode_to_b64=False)
-        fields = base64.b64decode(answer).split(b"\x01")
+        fields = answer.split(b"\x01")
         user = fields[0].removeprefix(b"user=").decode()
         token = fields[1].removeprefix(b"auth=Bearer ").decode()
         ok = (user == self.options.username
               and token == self.options.token)
         self.write(event="auth", mechanism="XOAUTH2", user=user, ok=ok)
-        return AuthResult(success=ok,
+        return AuthResult(success=ok, handled=False,
                           auth_data=LoginPassword(user.encode(), b""))
 
     async def handle_MAIL(self, server, session, envelope, address,
@@ -106,7 +106,7 @@ def authenticate(options):
     def check(server, session, envelope, mechanism, data):
         ok = (data.login.decode() == options.username
               and data.password.decode() == options.password)
-        return AuthResult(success=ok, auth_data=data)
+        return AuthResult(success=ok, handled=False, auth_data=data)
     return check
 
 
