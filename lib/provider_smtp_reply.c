@@ -285,8 +285,7 @@ static void classify_permanent(outbox_result *result,
 
 /* Classifies a failed transfer that ended without a 4xx or 5xx reply. */
 static void classify_transfer_failure(outbox_result *result,
-                                      const outbox_response *response,
-                                      const smtp_reply *reply)
+                                      const outbox_response *response)
 {
     const char *detail = response->curl_error;
     CURLcode code = response->curl_code;
@@ -306,12 +305,16 @@ static void classify_transfer_failure(outbox_result *result,
                          "the relay may have accepted the message",
                          (int)code, detail);
     } else if (code == CURLE_LOGIN_DENIED) {
-        set_reply_result(result, OUTBOX_RESULT_MISCONFIGURED, "provider_auth",
-                         response, reply,
-                         "; check username and the password or OAuth2 "
-                         "token");
+        outbox_result_init(result, OUTBOX_RESULT_MISCONFIGURED);
+        result->status = response->status;
+        result->counts_as_failure = false;
+        outbox_error_set(&result->error, OUTBOX_EPROVIDER, "provider_auth",
+                         "login failed (curl error %d): %s; check username "
+                         "and the password or OAuth2 token",
+                         (int)code, detail);
     } else if (code == CURLE_USE_SSL_FAILED) {
         outbox_result_init(result, OUTBOX_RESULT_MISCONFIGURED);
+        result->status = response->status;
         result->counts_as_failure = false;
         outbox_error_set(&result->error, OUTBOX_EPROVIDER, "provider_tls",
                          "the relay does not offer STARTTLS (curl error "
@@ -320,6 +323,7 @@ static void classify_transfer_failure(outbox_result *result,
     } else if (code == CURLE_PEER_FAILED_VERIFICATION
                || code == CURLE_SSL_CACERT_BADFILE) {
         outbox_result_init(result, OUTBOX_RESULT_MISCONFIGURED);
+        result->status = response->status;
         result->counts_as_failure = false;
         outbox_error_set(&result->error, OUTBOX_EPROVIDER, "provider_tls",
                          "the relay's certificate is not trusted (curl "
@@ -363,7 +367,7 @@ void outbox__smtp_classify(outbox_result *result,
     } else if (code >= 400 && code <= 599) {
         classify_permanent(result, response, &reply, delays);
     } else if (response->curl_code != CURLE_OK) {
-        classify_transfer_failure(result, response, &reply);
+        classify_transfer_failure(result, response);
     } else {
         /* libcurl reported success without a 2xx reply, which it should
          * never do; the relay may have the message. */
