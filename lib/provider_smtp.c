@@ -32,7 +32,12 @@
  *                            default 3600
  *
  * Without STARTTLS on smtp:// the transaction stops before AUTH, so a
- * password never crosses the network in the clear.
+ * password crosses the network in the clear only to a local relay with
+ * insecure_plaintext_local_relay set.
+ *
+ * NOTE: the OAuth2 token is read once, when the provider is created.
+ * Access tokens are short-lived, and outboxd does not refresh them, so
+ * a long-running daemon needs a restart with a fresh token.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -60,8 +65,8 @@
 /* JSON numbers are doubles, which hold whole numbers exactly up to 2^53. */
 #define SMTP_MAX_CONFIG_NUMBER 9007199254740992.0
 
-/* Cap on the server replies kept for classification; a whole session
- * with an EHLO reply of many lines stays far below it. */
+/* Cap on the server replies kept for classification. A whole session,
+ * with an EHLO reply of many lines, stays far below it. */
 #define SMTP_MAX_REPLY_BYTES (64 * 1024)
 
 /* RFC 1035: a host name is at most 253 characters. */
@@ -117,7 +122,7 @@ static const char *url_host(const char *url)
         if (*p <= ' ' || *p >= 0x7F || *p == '?' || *p == '#' || *p == '@')
             return NULL;
     }
-    /* A path would be sent as the EHLO name; helo_name sets that. */
+    /* A path would become the EHLO name, which helo_name sets instead. */
     if (strchr(host, '/') != NULL && strchr(host, '/')[1] != '\0')
         return NULL;
     return host;

@@ -78,7 +78,8 @@ typedef struct outbox_smtp_delays {
 
 /*
  * Classifies the end of one SMTP transaction. response->status is the
- * last reply code and response->body the text of the last reply.
+ * reply code that libcurl reports last, and response->body contains the
+ * session's reply lines in order.
  */
 void outbox__smtp_classify(outbox_result *result,
                            const outbox_response *response,

@@ -427,9 +427,9 @@ static outbox_err check_attachment(outbox_error *err,
 }
 
 /*
- * Builds the part headers of an attachment that libcurl would not write
- * itself: Content-Disposition with the filename in RFC 2231 form when it
- * is not ASCII (libcurl would send the raw bytes), and Content-ID.
+ * Builds the part headers of an attachment that this file writes instead
+ * of libcurl: Content-Disposition, with a non-ASCII filename in RFC 2231
+ * form, and Content-ID.
  */
 static outbox_err attachment_headers(struct curl_slist **headers,
                                      const outbox_attachment *a,
@@ -498,7 +498,8 @@ static outbox_err add_attachment(outbox_smtp_request *request,
     if (code == CURLE_OK)
         code = set_part_data(request, part, (const char *)a->content,
                              a->size);
-    /* With take_ownership set, the part frees headers even on failure. */
+    /* The part takes ownership of headers; until then they are freed
+     * here. */
     if (code == CURLE_OK)
         code = curl_mime_headers(part, headers, 1);
     else

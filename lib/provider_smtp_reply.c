@@ -42,7 +42,7 @@
  * whose code is the response's status, the enhanced status code that
  * starts its text, if any, and the reply's lines for error texts. */
 typedef struct smtp_reply {
-    long code;              /* 0 when the body holds no such reply */
+    long code;              /* 0 when the body contains no such reply */
     int enhanced[3];        /* class, subject, detail; class 0 if absent */
     const char *text;       /* the final line after the codes */
     size_t text_length;
@@ -188,7 +188,7 @@ static void set_reply_result(outbox_result *result, outbox_result_kind kind,
 
 /*
  * Stores the relay's queue id from the final reply: the word after
- * "queued as" (Postfix and many others), else the reply text itself,
+ * "queued as" (Postfix), else the reply text itself,
  * which names the id in the relay's own way ("OK <id> [Hostname=...]").
  */
 static void store_queue_id(outbox_result *result, const smtp_reply *reply)

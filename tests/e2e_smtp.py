@@ -331,8 +331,35 @@ def test_checks_before_sending():
     relay.stop()
 
 
+def test_one_transaction_for_to_cc_bcc():
+    """Two to, three cc and one bcc: one MAIL FROM, six RCPT TO, one DATA,
+    and the bcc address nowhere in DATA."""
+    directory = workdir()
+    relay = Relay(directory)
+    outbox = Outbox(directory, [smtp(relay)])
+    row_id = invoice(outbox, 302,
+                     recipients="a.meier@example.org, b.schulz@example.org",
+                     cc="einkauf@example.org, lager@example.org, "
+                        "chef@example.org",
+                     bcc="archiv@example.com", subject="Angebot 2025-117")
+    check_equal(outbox.drain(), 0, "drain exit code")
+    check_equal(outbox.row(row_id)["status"], "sent", "status")
+    check_equal(len(relay.events("mail")), 1, "MAIL FROM commands")
+    check_equal(len(relay.events("rcpt")), 6, "RCPT TO commands")
+    messages = relay.messages()
+    check_equal(len(messages), 1, "DATA commands")
+    if messages:
+        event, raw, message = messages[0]
+        check_equal(len(message["To"].addresses), 2, "To addresses")
+        check_equal(len(message["Cc"].addresses), 3, "Cc addresses")
+        check(message["Bcc"] is None, "no Bcc header")
+        check(b"archiv@example.com" not in raw, "bcc address not in DATA")
+    relay.stop()
+
+
 def main():
     test_done_means()
+    test_one_transaction_for_to_cc_bcc()
     test_throttled_then_accepted()
     test_unknown_recipient_fails()
     test_bad_password_pauses_provider()
