@@ -72,7 +72,8 @@ class Peer:
         reply = self.step("mail")
         self.write(event="mail", address=address, options=options,
                    tls=session.ssl is not None,
-                   login=(getattr(session.auth_data, "login", None) or b"").decode(),
+                   login=(getattr(session.auth_data, "login", None)
+                          or b"").decode(),
                    reply=reply or "250")
         if reply:
             return reply

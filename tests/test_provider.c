@@ -101,7 +101,8 @@ static const create_error_case create_error_cases[] = {
      "\"folder\":\"/tmp/x\",\"path\":\"/tmp/y\"}",
      "provider \"f\": unknown key \"path\" for type file"},
     {"unknown type", "{\"name\":\"x\",\"type\":\"sparkpost\"}",
-     "provider \"x\": unknown type \"sparkpost\" (known: sendgrid, file, smtp)"},
+     "provider \"x\": unknown type \"sparkpost\" "
+     "(known: sendgrid, file, smtp)"},
     {"missing type", "{\"name\":\"x\"}",
      "provider \"x\": missing \"type\" (known: sendgrid, file, smtp)"},
     {"missing name", "{\"type\":\"sendgrid\",\"api_key\":\"k\"}",
