@@ -558,6 +558,10 @@ cleanup:
  * reply to the end of DATA inside the call that finishes the transfer,
  * blocking even under curl_multi_socket_action, so an SMTP transaction
  * must not run on the event loop's thread.
+ *
+ * NOTE: a stop of the daemon waits for these deliveries, even for those
+ * still queued for a thread, because it aborts only curl transfers on the
+ * loop. Each takes at most timeout_seconds, plus the wait for QUIT.
  */
 static void smtp_deliver(void *opaque, outbox_result *result,
                          const outbox_message *message)

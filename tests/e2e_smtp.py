@@ -357,6 +357,26 @@ def test_one_transaction_for_to_cc_bcc():
     relay.stop()
 
 
+def test_encoded_word_subject_is_literal():
+    """A subject that looks like an encoded CR LF is sent as literal text,
+    with one RCPT TO and no Bcc header."""
+    directory = workdir()
+    relay = Relay(directory)
+    outbox = Outbox(directory, [smtp(relay)])
+    subject = "=?UTF-8?Q?Hallo=0D=0ABcc:_sammler@example.net?="
+    row_id = invoice(outbox, 1509, subject=subject)
+    check_equal(outbox.drain(), 0, "drain exit code")
+    check_equal(outbox.row(row_id)["status"], "sent", "status")
+    check_equal(len(relay.events("rcpt")), 1, "RCPT TO commands")
+    messages = relay.messages()
+    check_equal(len(messages), 1, "DATA commands")
+    if messages:
+        message = messages[0][2]
+        check_equal(str(message["Subject"]), subject, "subject as written")
+        check(message["Bcc"] is None, "no Bcc header")
+    relay.stop()
+
+
 def main():
     test_done_means()
     test_one_transaction_for_to_cc_bcc()
@@ -367,6 +387,7 @@ def main():
     test_oauth2_token()
     test_silence_after_data_is_unknown()
     test_checks_before_sending()
+    test_encoded_word_subject_is_literal()
     finish()
 
 

@@ -1,5 +1,5 @@
 """A real SMTP server on 127.0.0.1 for the end-to-end tests: aiosmtpd with
-STARTTLS and AUTH, replying to each transaction as a script says.
+STARTTLS and AUTH, replying to each transaction as a script sets.
 
 Run it with /usr/bin/python3, where Debian's python3-aiosmtpd lives:
 
