@@ -2,7 +2,9 @@
  * provider_smtp.c - delivery through an SMTP relay (a smarthost) with
  * libcurl: one transaction per message, with one MAIL FROM, one RCPT TO
  * per to, cc and bcc address, and the message built in
- * provider_smtp_message.c. Replies are classified in provider_smtp_reply.c.
+ * provider_smtp_message.c (envelope and header fields) and
+ * provider_smtp_mime.c (body). Replies are classified in
+ * provider_smtp_reply.c.
  *
  * Config keys of a provider of type "smtp":
  *   url                      required: smtp://host:587 (STARTTLS) or
