@@ -3,6 +3,7 @@ STARTTLS (a certificate made by openssl for this run) and AUTH. The
 received message is parsed with Python's email package; refusals come from
 the same server, scripted to reply with 4xx and 5xx codes."""
 
+import atexit
 import base64
 import email
 import email.policy
@@ -53,6 +54,8 @@ class Relay:
         if auth_reply is not None:
             command += ["--auth-reply", auth_reply]
         self.process = subprocess.Popen(command)
+        # A test that raises skips its stop(), so the exit stops it too.
+        atexit.register(self.stop)
         deadline = time.monotonic() + 20
         while not os.path.exists(port_file):
             if time.monotonic() > deadline or self.process.poll() is not None:
@@ -79,8 +82,9 @@ class Relay:
         return parsed
 
     def stop(self):
-        self.process.terminate()
-        self.process.wait(timeout=10)
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
 
 
 def smtp(relay, **extra):
