@@ -31,6 +31,8 @@ typedef struct transfer {
     char *body;
     size_t body_size;
     bool body_truncated;
+    size_t body_dropped;         /* bytes past RESPONSE_MAX_BODY */
+    size_t headers_dropped;      /* header lines past the caps */
     bool headers_complete;       /* the blank line after the headers came */
     char error[CURL_ERROR_SIZE];
     int requests;                /* times libcurl sent the request */
@@ -56,6 +58,7 @@ static void clear_headers(transfer *t)
         free(t->headers[i].value);
     }
     t->header_count = 0;
+    t->headers_dropped = 0;
 }
 
 static void transfer_free(transfer *t)
@@ -96,9 +99,13 @@ static size_t on_header(char *data, size_t size, size_t count, void *user)
         return length;
     }
     colon = memchr(data, ':', length);
-    if (colon == NULL || t->header_count == RESPONSE_MAX_HEADERS
-        || length > RESPONSE_MAX_HEADER_BYTES)
+    if (colon == NULL)
         return length;
+    if (t->header_count == RESPONSE_MAX_HEADERS
+        || length > RESPONSE_MAX_HEADER_BYTES) {
+        t->headers_dropped++;
+        return length;
+    }
     name_length = (size_t)(colon - data);
     value = colon + 1;
     value_length = length - name_length - 1;
@@ -129,8 +136,10 @@ static size_t on_body(char *data, size_t size, size_t count, void *user)
     size_t room = RESPONSE_MAX_BODY - t->body_size;
     size_t keep = length < room ? length : room;
 
-    if (keep < length)
+    if (keep < length) {
         t->body_truncated = true;
+        t->body_dropped += length - keep;
+    }
     if (keep == 0)
         return length;
     if (t->body == NULL) {
@@ -312,6 +321,13 @@ static void finish_curl(daemon_state *d, transfer *t, CURLcode code)
     response.body_size = t->body_size;
     response.body_truncated = t->body_truncated;
     response.now = (int64_t)time(NULL);
+    if (t->body_dropped > 0 || t->headers_dropped > 0)
+        outbox_log(&d->logger, OUTBOX_LOG_WARN,
+                   "id=%lld event=response_capped kept_body_bytes=%zu "
+                   "dropped_body_bytes=%zu kept_headers=%zu "
+                   "dropped_headers=%zu", (long long)t->message->id,
+                   t->body_size, t->body_dropped, t->header_count,
+                   t->headers_dropped);
     outbox_provider_classify(t->slot->provider, &result, &response);
     if (t->requests > 1)
         note_resent(d, t, &result);

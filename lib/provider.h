@@ -44,8 +44,11 @@ typedef struct outbox_provider_ops {
 } outbox_provider_ops;
 
 extern const outbox_provider_ops outbox__sendgrid_ops;
+extern const outbox_provider_ops outbox__mailgun_ops;
+extern const outbox_provider_ops outbox__ses_ops;
 extern const outbox_provider_ops outbox__file_ops;
 extern const outbox_provider_ops outbox__postmark_ops;
+extern const outbox_provider_ops outbox__smtp_ops;
 
 /*
  * Reads a provider's secret: config[key] if present, else the environment

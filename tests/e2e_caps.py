@@ -39,6 +39,17 @@ def test_oversized_responses():
               f"1 MiB 503: attempt error is short "
               f"({len(attempts[0]['error'] or '')})")
     check_equal(len(mock.requests()), 4, "requests made")
+
+    # The mock sends 205 header lines with the 202 (its 5 usual ones and
+    # 200 padding lines) and 1 MiB bodies; outboxd keeps 64 headers and
+    # 64 KiB, and logs what it dropped.
+    log = outbox.log_text()
+    check(f"id={many_headers} event=response_capped kept_body_bytes=0 "
+          f"dropped_body_bytes=0 kept_headers=64 dropped_headers=141" in log,
+          "the capped headers are logged")
+    check(f"id={big_rejection} event=response_capped kept_body_bytes=65536 "
+          f"dropped_body_bytes=983040" in log,
+          "the capped 400 body is logged")
     mock.stop()
 
 

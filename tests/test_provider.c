@@ -101,10 +101,11 @@ static const create_error_case create_error_cases[] = {
      "\"folder\":\"/tmp/x\",\"path\":\"/tmp/y\"}",
      "provider \"f\": unknown key \"path\" for type file"},
     {"unknown type", "{\"name\":\"x\",\"type\":\"sparkpost\"}",
-     "provider \"x\": unknown type \"sparkpost\" (known: sendgrid, file, "
-     "postmark)"},
+     "provider \"x\": unknown type \"sparkpost\" "
+     "(known: sendgrid, mailgun, postmark, ses, smtp, file)"},
     {"missing type", "{\"name\":\"x\"}",
-     "provider \"x\": missing \"type\" (known: sendgrid, file, postmark)"},
+     "provider \"x\": missing \"type\" "
+     "(known: sendgrid, mailgun, postmark, ses, smtp, file)"},
     {"missing name", "{\"type\":\"sendgrid\",\"api_key\":\"k\"}",
      "missing \"name\""},
     {"empty name", "{\"name\":\"\",\"type\":\"sendgrid\"}", "missing \"name\""},

@@ -389,6 +389,19 @@ static void dispatch_is_synced(void)
         sqlite3_finalize(stmt);
     }
 
+    /* Without it, a statement fails at once while an ERP holds the write
+     * lock, and the daemon spins instead of waiting. */
+    CHECK_CASE("the connection waits for locks (busy_timeout)");
+    {
+        sqlite3_stmt *stmt = NULL;
+
+        sqlite3_prepare_v2(store->db, "PRAGMA busy_timeout", -1, &stmt,
+                           NULL);
+        CHECK(sqlite3_step(stmt) == SQLITE_ROW);
+        CHECK_INT(sqlite3_column_int(stmt, 0), 5000);
+        sqlite3_finalize(stmt);
+    }
+
     CHECK_CASE("the dispatch commit runs with synchronous=FULL");
     messages = claim(store, &count, 10, now);
     CHECK_INT(count, 1);
