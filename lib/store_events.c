@@ -444,3 +444,36 @@ outbox_err outbox__store_recipients_sent(outbox_store *store,
         rc = outbox__store_update_message_status(store, err, outbox_id, now);
     return rc;
 }
+
+outbox_err outbox__store_suppress_named(outbox_store *store, outbox_error *err,
+                                        int64_t outbox_id, const char *text,
+                                        const char *provider, int64_t now)
+{
+    sqlite3_stmt *stmt = NULL;
+    outbox_err rc = outbox__store_prepare(
+        store, &stmt, err,
+        "INSERT INTO suppression (address, reason, provider, detail, "
+        "                         outbox_id, created_at) "
+        "SELECT recipient, 'inactive_recipient', ?3, ?2, ?1, ?4 "
+        "  FROM delivery_recipient "
+        " WHERE outbox_id = ?1 AND instr(lower(?2), lower(recipient)) > 0 "
+        "ON CONFLICT (address) DO NOTHING");
+
+    if (rc != OUTBOX_EOK)
+        return rc;
+    sqlite3_bind_int64(stmt, 1, outbox_id);
+    outbox__bind_text(stmt, 2, text);
+    outbox__bind_text(stmt, 3, provider);
+    outbox__bind_time(stmt, 4, now);
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        rc = outbox__store_fail(store, err, OUTBOX_EDATABASE,
+                                "adding inactive recipients to the "
+                                "suppression list");
+    else if (sqlite3_changes(store->db) > 0)
+        outbox_log(&store->options.logger, OUTBOX_LOG_INFO,
+                   "id=%lld event=suppressed reason=inactive_recipient "
+                   "addresses=%d provider=%s", (long long)outbox_id,
+                   sqlite3_changes(store->db), provider);
+    outbox__store_finish(stmt);
+    return rc;
+}

@@ -91,6 +91,15 @@ outbox_err outbox__store_recipients_sent(outbox_store *store,
                                          outbox_error *err, int64_t outbox_id,
                                          int64_t now);
 
+/*
+ * Adds each recipient of a message that text names (a provider's error,
+ * such as Postmark's "Found inactive addresses: ...") to the suppression
+ * list with reason inactive_recipient.
+ */
+outbox_err outbox__store_suppress_named(outbox_store *store, outbox_error *err,
+                                        int64_t outbox_id, const char *text,
+                                        const char *provider, int64_t now);
+
 /* Adds address to the suppression list unless it is there already. */
 outbox_err outbox__store_suppress(outbox_store *store, outbox_error *err,
                                   const char *address, const char *reason,

@@ -233,6 +233,13 @@ static outbox_err record_one(outbox_store *store, outbox_error *err,
     if (rc == OUTBOX_EOK && applied && result->kind == OUTBOX_RESULT_SENT)
         rc = outbox__store_recipients_sent(store, err, outcome->id,
                                            outcome->finished_at);
+    /* The provider refuses these addresses for good (Postmark's 406). */
+    if (rc == OUTBOX_EOK && applied
+        && strcmp(result->error.kind, "inactive_recipient") == 0)
+        rc = outbox__store_suppress_named(store, err, outcome->id,
+                                          result->error.text,
+                                          outcome->provider,
+                                          outcome->finished_at);
     if (rc == OUTBOX_EOK)
         log_move(store, outcome, &to, applied);
     return rc;

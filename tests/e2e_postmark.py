@@ -179,6 +179,11 @@ def test_error_codes():
                 "marked inactive: bounced-before@example.org.",
                 "row 701 error")
     check_equal(row["next_attempt_at"], None, "row 701 is not retried")
+    check_equal(outbox.query("SELECT address, reason, outbox_id FROM "
+                             "suppression"),
+                [{"address": "bounced-before@example.org",
+                  "reason": "inactive_recipient", "outbox_id": inactive}],
+                "row 701's address is suppressed")
 
     row = outbox.row(invalid)
     check_equal((row["status"], row["last_error_kind"]),

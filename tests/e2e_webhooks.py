@@ -4,6 +4,8 @@ statuses, the events, the suppression list, and that a suppressed address
 is never sent to again. Bad requests get their 4xx and change nothing."""
 
 import base64
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -15,6 +17,7 @@ import time
 from harness import Mock, Outbox, check, check_equal, finish, sendgrid, \
     workdir
 
+MAILGUN_SIGNING_KEY = "mailgun-signing-key-test"
 POSTMARK_USER = "outboxd"
 POSTMARK_PASSWORD = "hook-password-test"
 
@@ -252,6 +255,62 @@ def test_bad_requests_change_nothing():
     mock.stop()
 
 
+def mailgun_body(token, event, timestamp=None):
+    timestamp = str(int(time.time()) if timestamp is None else timestamp)
+    signature = hmac.new(MAILGUN_SIGNING_KEY.encode(),
+                         (timestamp + token).encode(),
+                         hashlib.sha256).hexdigest()
+    return json.dumps({"signature": {"timestamp": timestamp, "token": token,
+                                     "signature": signature},
+                       "event-data": event}).encode()
+
+
+def test_mailgun_events_and_replay():
+    """A Mailgun event matched by its message id (sent with angle
+    brackets, stored and posted without), a replayed token rejected."""
+    directory = workdir()
+    mock = Mock(directory, default="@queued", responses={
+        "queued": "200\nContent-Type: application/json\n\n"
+                  '{"id":"<20261204.{n}@mg.example.com>",'
+                  '"message":"Queued. Thank you."}'})
+    outbox = Outbox(directory, [{
+        "name": "mailgun", "type": "mailgun", "domain": "mg.example.com",
+        "base_url": mock.url, "api_key": "key-test",
+        "webhook_signing_key": MAILGUN_SIGNING_KEY}],
+        webhooks={"port": 0})
+    daemon = outbox.start()
+    port = listener_port(outbox)
+    row_id = outbox.insert(sender="billing@example.com",
+                           recipients="anna@example.org", subject="Invoice",
+                           body_text="Attached.")
+    wait_for(lambda: outbox.row(row_id)["status"] == "sent", 10,
+             "the message to be sent")
+    stored_id = outbox.row(row_id)["provider_message_id"]
+    check_equal(stored_id, "20261204.1@mg.example.com", "stored Mailgun id")
+
+    event = {"event": "delivered", "id": "mg-ev-1",
+             "timestamp": time.time(), "recipient": "anna@example.org",
+             "message": {"headers": {"message-id": stored_id}},
+             "delivery-status": {"code": 250, "message": "OK"}}
+    body = mailgun_body("t" * 50, event)
+    headers = {"Content-Type": "application/json"}
+    check_equal(post(port, "/webhooks/mailgun", body, headers)[0], 200,
+                "a signed Mailgun event")
+    check_equal(outbox.row(row_id)["status"], "delivered",
+                "status after Mailgun's delivered event")
+    check_equal(post(port, "/webhooks/mailgun", body, headers)[0], 401,
+                "the same token again (a replay)")
+    stale = mailgun_body("u" * 50, event, timestamp=int(time.time()) - 3600)
+    check_equal(post(port, "/webhooks/mailgun", stale, headers)[0], 401,
+                "a timestamp an hour old")
+    check_equal(count(outbox, "SELECT count(*) AS n FROM delivery_event"),
+                1, "events stored")
+    daemon.terminate()
+    check_equal(daemon.wait(timeout=30), 0, "outboxd exit code")
+    mock.stop()
+
+
 test_events_update_rows_and_suppress()
+test_mailgun_events_and_replay()
 test_bad_requests_change_nothing()
 finish()
