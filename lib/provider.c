@@ -33,8 +33,8 @@ static const outbox_provider_ops *const known_ops[] = {
     &outbox__mailgun_ops,
     &outbox__postmark_ops,
     &outbox__ses_ops,
-    &outbox__file_ops,
     &outbox__smtp_ops,
+    &outbox__file_ops,
 };
 
 #define KNOWN_OPS_COUNT (sizeof(known_ops) / sizeof(known_ops[0]))
