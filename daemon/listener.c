@@ -315,6 +315,191 @@ static int on_message_complete(llhttp_t *parser)
 /* Requests                                                            */
 /* ------------------------------------------------------------------ */
 
+/* Fills request from the connection's headers and body. */
+static void read_request(const connection *c, webhook_request *request)
+{
+    memset(request, 0, sizeof(*request));
+    request->content_type = c->seen[SLOT_CONTENT_TYPE]
+                                ? c->values[SLOT_CONTENT_TYPE] : NULL;
+    request->authorization = c->seen[SLOT_AUTHORIZATION]
+                                 ? c->values[SLOT_AUTHORIZATION] : NULL;
+    request->signature = c->seen[SLOT_SIGNATURE] ? c->values[SLOT_SIGNATURE]
+                                                 : NULL;
+    request->timestamp = c->seen[SLOT_TIMESTAMP] ? c->values[SLOT_TIMESTAMP]
+                                                 : NULL;
+    request->body = c->body != NULL ? c->body : "";
+    request->body_size = c->body_length;
+    request->now = (int64_t)time(NULL);
+}
+
+/* Logs why a request is rejected and answers it with status. */
+static void refuse(connection *c, const webhook_endpoint *endpoint,
+                   int status, const outbox_error *err)
+{
+    outbox_log(&c->listener->daemon->logger, OUTBOX_LOG_WARN,
+               "webhook rejected: provider=%s status=%d kind=%s "
+               "error=\"%s\"", endpoint->provider, status, err->kind,
+               err->text);
+    respond(c, status, err->text);
+}
+
+/* Hands the events of job to the store thread; the answer follows when
+ * the job returns. An empty batch is answered at once. */
+static void store_events(connection *c, const webhook_endpoint *endpoint,
+                         worker_job *job, int64_t now)
+{
+    if (job->events.count == 0) {
+        worker_job_free(job);
+        respond(c, 200, "nothing to store");
+        return;
+    }
+    job->provider = endpoint->provider;
+    job->webhook = c;
+    job->now = now;
+    c->in_worker = true;
+    worker_post(&c->listener->daemon->worker, job);
+}
+
+/* A request for SES through SNS, across the fetches it may need. */
+typedef struct sns_request {
+    uv_work_t work;
+    connection *c;
+    webhook_endpoint *endpoint;
+    outbox_sns_message message;
+    webhook_request request;
+    const char *url;            /* what the work fetches */
+    bool confirming;            /* the URL confirms a subscription */
+    char *body;
+    size_t size;
+    outbox_err rc;
+    outbox_error err;
+} sns_request;
+
+static void sns_request_free(sns_request *r)
+{
+    outbox_sns_message_free(&r->message);
+    free(r->body);
+    free(r);
+}
+
+static void sns_fetch(uv_work_t *work)
+{
+    sns_request *r = work->data;
+
+    r->rc = webhook_fetch(&r->body, &r->size, &r->err, r->url);
+}
+
+static void sns_continue(sns_request *r);
+
+static void sns_fetched(uv_work_t *work, int status)
+{
+    sns_request *r = work->data;
+    connection *c = r->c;
+    daemon_state *d = c->listener->daemon;
+
+    c->in_worker = false;
+    if (c->closing) {
+        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+        sns_request_free(r);
+        return;
+    }
+    if (status != 0 || r->rc != OUTBOX_EOK) {
+        outbox_log(&d->logger, OUTBOX_LOG_ERROR,
+                   "webhook: provider=%s %s: %s", r->endpoint->provider,
+                   r->confirming ? "confirming the SNS subscription failed"
+                                 : "fetching the SNS certificate failed",
+                   r->err.text);
+        respond(c, 503, "a fetch from SNS failed; send again");
+        sns_request_free(r);
+        return;
+    }
+    if (r->confirming) {
+        outbox_log(&d->logger, OUTBOX_LOG_INFO,
+                   "webhook: provider=%s SNS subscription confirmed: "
+                   "topic=%s", r->endpoint->provider, r->message.topic_arn);
+        respond(c, 200, "subscription confirmed");
+        sns_request_free(r);
+        return;
+    }
+    webhook_sns_remember(r->endpoint, r->url, r->body, r->size);
+    free(r->body);
+    r->body = NULL;
+    sns_continue(r);
+}
+
+/* Fetches url on libuv's thread pool: libcurl's easy call blocks. */
+static void sns_start_fetch(sns_request *r, const char *url, bool confirming)
+{
+    r->url = url;
+    r->confirming = confirming;
+    r->work.data = r;
+    r->c->in_worker = true;
+    if (uv_queue_work(r->c->listener->daemon->loop, &r->work, sns_fetch,
+                      sns_fetched) != 0) {
+        r->c->in_worker = false;
+        respond(r->c, 503, "cannot start a fetch from SNS");
+        sns_request_free(r);
+    }
+}
+
+/* Checks the signature with the certificate at hand, then stores the
+ * events or confirms the subscription. */
+static void sns_continue(sns_request *r)
+{
+    const char *confirm_url = NULL;
+    worker_job *job = worker_job_new(JOB_EVENTS);
+    int status;
+
+    if (job == NULL) {
+        respond(r->c, 503, "out of memory");
+        sns_request_free(r);
+        return;
+    }
+    status = webhook_sns_finish(r->endpoint, &r->request, &r->message,
+                                &job->events, &confirm_url, &r->err);
+    if (status != 0) {
+        worker_job_free(job);
+        refuse(r->c, r->endpoint, status, &r->err);
+        sns_request_free(r);
+        return;
+    }
+    if (confirm_url != NULL) {
+        worker_job_free(job);
+        sns_start_fetch(r, confirm_url, true);
+        return;
+    }
+    store_events(r->c, r->endpoint, job, r->request.now);
+    sns_request_free(r);
+}
+
+static void handle_sns(connection *c, webhook_endpoint *endpoint)
+{
+    daemon_state *d = c->listener->daemon;
+    sns_request *r = calloc(1, sizeof(*r));
+    const char *fetch_url = NULL;
+    int status;
+
+    if (r == NULL) {
+        respond(c, 503, "out of memory");
+        return;
+    }
+    r->c = c;
+    r->endpoint = endpoint;
+    read_request(c, &r->request);
+    status = webhook_sns_check(endpoint, &r->request,
+                               d->config->webhooks.max_age_seconds,
+                               &r->message, &fetch_url, &r->err);
+    if (status > 0) {
+        refuse(c, endpoint, status, &r->err);
+        sns_request_free(r);
+    } else if (status < 0) {
+        sns_start_fetch(r, fetch_url, false);
+    } else {
+        sns_continue(r);
+    }
+}
+
 /* Checks and parses a complete request, then hands its events to the
  * store thread. */
 static void handle_request(connection *c)
@@ -322,7 +507,7 @@ static void handle_request(connection *c)
     struct listener *l = c->listener;
     daemon_state *d = l->daemon;
     char *query = strchr(c->path, '?');
-    const webhook_endpoint *endpoint;
+    webhook_endpoint *endpoint;
     webhook_request request;
     outbox_error err = {{0}, {0}};
     worker_job *job;
@@ -339,40 +524,25 @@ static void handle_request(connection *c)
         reject(c, 405, "webhooks take POST only");
         return;
     }
+    if (strcmp(endpoint->type, "ses") == 0) {
+        handle_sns(c, endpoint);
+        return;
+    }
     job = worker_job_new(JOB_EVENTS);
     if (job == NULL) {
         reject(c, 503, "out of memory");
         return;
     }
-    memset(&request, 0, sizeof(request));
-    request.content_type = c->seen[SLOT_CONTENT_TYPE]
-                               ? c->values[SLOT_CONTENT_TYPE] : NULL;
-    request.authorization = c->seen[SLOT_AUTHORIZATION]
-                                ? c->values[SLOT_AUTHORIZATION] : NULL;
-    request.signature = c->seen[SLOT_SIGNATURE] ? c->values[SLOT_SIGNATURE]
-                                                : NULL;
-    request.timestamp = c->seen[SLOT_TIMESTAMP] ? c->values[SLOT_TIMESTAMP]
-                                                : NULL;
-    request.body = c->body != NULL ? c->body : "";
-    request.body_size = c->body_length;
-    request.now = (int64_t)time(NULL);
+    read_request(c, &request);
     status = webhook_accept(endpoint, &request,
                             d->config->webhooks.max_age_seconds,
                             &job->events, &err);
     if (status != 0) {
         worker_job_free(job);
-        outbox_log(&d->logger, OUTBOX_LOG_WARN,
-                   "webhook rejected: provider=%s status=%d kind=%s "
-                   "error=\"%s\"", endpoint->provider, status, err.kind,
-                   err.text);
-        respond(c, status, err.text);
+        refuse(c, endpoint, status, &err);
         return;
     }
-    job->provider = endpoint->provider;
-    job->webhook = c;
-    job->now = request.now;
-    c->in_worker = true;
-    worker_post(&d->worker, job);
+    store_events(c, endpoint, job, request.now);
 }
 
 void listener_events_done(daemon_state *d, worker_job *job)

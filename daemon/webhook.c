@@ -11,6 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
 
 #include "webhook.h"
 
@@ -24,14 +28,23 @@ typedef struct webhook_keys {
     const char *secret;          /* value in config */
     const char *secret_env;      /* or the environment variable it names */
     const char *username;        /* Postmark only */
+    const char *folder;          /* SES only: the certificate folder */
 } webhook_keys;
 
 static const webhook_keys known_types[] = {
-    {"sendgrid", "webhook_public_key", "webhook_public_key_env", NULL},
-    {"mailgun", "webhook_signing_key", "webhook_signing_key_env", NULL},
+    {"sendgrid", "webhook_public_key", "webhook_public_key_env", NULL, NULL},
+    {"mailgun", "webhook_signing_key", "webhook_signing_key_env", NULL,
+     NULL},
     {"postmark", "webhook_password", "webhook_password_env",
-     "webhook_username"},
+     "webhook_username", NULL},
+    {"ses", "webhook_topic_arn", NULL, NULL, "webhook_certificate_folder"},
 };
+
+/* True if key is name, where name may be NULL. */
+static bool key_is(const char *key, const char *name)
+{
+    return name != NULL && strcmp(key, name) == 0;
+}
 
 #define INSECURE_KEY "webhook_insecure_skip_verification"
 
@@ -67,9 +80,8 @@ static outbox_err check_keys(outbox_error *err, const char *name,
         const char *key = item->string;
 
         if (strncmp(key, "webhook_", 8) != 0 || strcmp(key, INSECURE_KEY) == 0
-            || strcmp(key, keys->secret) == 0
-            || strcmp(key, keys->secret_env) == 0
-            || (keys->username != NULL && strcmp(key, keys->username) == 0))
+            || key_is(key, keys->secret) || key_is(key, keys->secret_env)
+            || key_is(key, keys->username) || key_is(key, keys->folder))
             continue;
         return outbox_error_set(err, OUTBOX_ECONFIG, "config",
                                 "provider \"%s\": unknown key \"%s\" for a "
@@ -92,14 +104,20 @@ static outbox_err read_secret(webhook_endpoint *endpoint, outbox_error *err,
 {
     const cJSON *value = cJSON_GetObjectItemCaseSensitive(provider,
                                                           keys->secret);
-    const cJSON *env = cJSON_GetObjectItemCaseSensitive(provider,
-                                                        keys->secret_env);
+    const cJSON *env = keys->secret_env != NULL
+                           ? cJSON_GetObjectItemCaseSensitive(provider,
+                                                              keys->secret_env)
+                           : NULL;
     const char *text = NULL;
 
     if (cJSON_IsString(value))
         text = value->valuestring;
     else if (cJSON_IsString(env))
         text = getenv(env->valuestring);
+    if ((text == NULL || text[0] == '\0') && keys->secret_env == NULL)
+        return outbox_error_set(err, OUTBOX_ECONFIG, "config",
+                                "provider \"%s\": the webhook needs \"%s\"",
+                                endpoint->provider, keys->secret);
     if (text == NULL || text[0] == '\0')
         return outbox_error_set(err, OUTBOX_ECONFIG, "config",
                                 "provider \"%s\": the webhook needs \"%s\", "
@@ -155,6 +173,19 @@ static outbox_err load_endpoint(webhook_endpoint *endpoint, outbox_error *err,
                                     "\"%s\"", name, keys->username);
         rc = copy_string(&endpoint->username, err, user->valuestring);
     }
+    if (rc == OUTBOX_EOK && keys->folder != NULL) {
+        const cJSON *folder = cJSON_GetObjectItemCaseSensitive(provider,
+                                                               keys->folder);
+
+        if (folder != NULL
+            && (!cJSON_IsString(folder) || folder->valuestring[0] == '\0'))
+            return outbox_error_set(err, OUTBOX_ECONFIG, "config",
+                                    "provider \"%s\": \"%s\" must be a "
+                                    "folder name", name, keys->folder);
+        if (folder != NULL)
+            rc = copy_string(&endpoint->certificate_folder, err,
+                             folder->valuestring);
+    }
     if (rc == OUTBOX_EOK && strcmp(keys->type, "mailgun") == 0)
         rc = outbox_token_cache_create(&endpoint->tokens,
                                        TOKEN_CACHE_CAPACITY, max_age);
@@ -200,13 +231,18 @@ void webhook_endpoints_free(webhook_endpoints *endpoints)
         free(endpoint->path);
         free(endpoint->secret);
         free(endpoint->username);
+        free(endpoint->certificate_folder);
+        for (size_t j = 0; j < endpoint->certificate_count; j++) {
+            free(endpoint->certificates[j].url);
+            free(endpoint->certificates[j].pem);
+        }
         outbox_token_cache_free(endpoint->tokens);
     }
     free(endpoints->items);
     memset(endpoints, 0, sizeof(*endpoints));
 }
 
-const webhook_endpoint *webhook_find(const webhook_endpoints *endpoints,
+webhook_endpoint *webhook_find(const webhook_endpoints *endpoints,
                                      const char *path)
 {
     for (size_t i = 0; i < endpoints->count; i++) {
@@ -297,4 +333,252 @@ int webhook_accept(const webhook_endpoint *endpoint,
     if (rc == OUTBOX_ELIMIT)
         return 413;
     return rc == OUTBOX_EOK ? 0 : 400;
+}
+
+/* ------------------------------------------------------------------ */
+/* Amazon SES through SNS                                              */
+/* ------------------------------------------------------------------ */
+
+/* Caps on what the daemon fetches from SNS. */
+#define FETCH_MAX_BYTES (64 * 1024)
+#define FETCH_TIMEOUT_SECONDS 10L
+
+/* Names the cache file of url: the SHA-256 of the URL in hex, ".pem". */
+static bool certificate_path(char *out, size_t size, const char *folder,
+                             const char *url)
+{
+    unsigned char digest[32];
+    char hex[65];
+    int length;
+
+    if (EVP_Digest(url, strlen(url), digest, NULL, EVP_sha256(), NULL) != 1)
+        return false;
+    for (size_t i = 0; i < sizeof(digest); i++)
+        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    length = snprintf(out, size, "%s/%s.pem", folder, hex);
+    return length > 0 && (size_t)length < size;
+}
+
+static const webhook_certificate *find_certificate(
+    const webhook_endpoint *endpoint, const char *url)
+{
+    for (size_t i = 0; i < endpoint->certificate_count; i++) {
+        if (strcmp(endpoint->certificates[i].url, url) == 0)
+            return &endpoint->certificates[i];
+    }
+    return NULL;
+}
+
+/* Keeps pem in memory, dropping the oldest certificate when full. */
+static void keep_certificate(webhook_endpoint *endpoint, const char *url,
+                             const char *pem, size_t size)
+{
+    webhook_certificate *slot;
+    char *url_copy = strdup(url);
+    char *pem_copy = malloc(size + 1);
+
+    if (url_copy == NULL || pem_copy == NULL) {
+        free(url_copy);
+        free(pem_copy);
+        return;
+    }
+    memcpy(pem_copy, pem, size);
+    pem_copy[size] = '\0';
+    if (endpoint->certificate_count == WEBHOOK_CERTIFICATES_MAX) {
+        free(endpoint->certificates[0].url);
+        free(endpoint->certificates[0].pem);
+        memmove(&endpoint->certificates[0], &endpoint->certificates[1],
+                (WEBHOOK_CERTIFICATES_MAX - 1) * sizeof(webhook_certificate));
+        endpoint->certificate_count--;
+    }
+    slot = &endpoint->certificates[endpoint->certificate_count++];
+    slot->url = url_copy;
+    slot->pem = pem_copy;
+    slot->size = size;
+}
+
+/* Loads url's certificate from the folder into memory, if it is there. */
+static void load_certificate(webhook_endpoint *endpoint, const char *url)
+{
+    char path[4096];
+    char pem[FETCH_MAX_BYTES + 1];
+    FILE *file;
+    size_t size;
+
+    if (endpoint->certificate_folder == NULL
+        || !certificate_path(path, sizeof(path),
+                             endpoint->certificate_folder, url))
+        return;
+    file = fopen(path, "rb");
+    if (file == NULL)
+        return;
+    size = fread(pem, 1, sizeof(pem), file);
+    fclose(file);
+    if (size > 0 && size <= FETCH_MAX_BYTES)
+        keep_certificate(endpoint, url, pem, size);
+}
+
+void webhook_sns_remember(webhook_endpoint *endpoint, const char *url,
+                          const char *pem, size_t size)
+{
+    char path[4096];
+    FILE *file;
+
+    keep_certificate(endpoint, url, pem, size);
+    if (endpoint->certificate_folder == NULL
+        || !certificate_path(path, sizeof(path),
+                             endpoint->certificate_folder, url))
+        return;
+    file = fopen(path, "wb");
+    if (file == NULL)
+        return;
+    fwrite(pem, 1, size, file);
+    fclose(file);
+}
+
+/* True if url is https on an SNS host, which a confirmation must be. */
+static bool is_sns_url(const char *url)
+{
+    static const char prefix[] = "https://sns.";
+    const char *host = url + sizeof(prefix) - 1;
+    size_t host_length;
+
+    if (strncmp(url, prefix, sizeof(prefix) - 1) != 0)
+        return false;
+    host_length = strcspn(host, "/?#");
+    return (host_length > 14
+            && strncmp(host + host_length - 14, ".amazonaws.com", 14) == 0)
+           || (host_length > 17
+               && strncmp(host + host_length - 17, ".amazonaws.com.cn", 17)
+                      == 0);
+}
+
+int webhook_sns_check(webhook_endpoint *endpoint,
+                      const webhook_request *request, int max_age,
+                      outbox_sns_message *message, const char **fetch_url,
+                      outbox_error *err)
+{
+    *fetch_url = NULL;
+    if (!media_type_is(request->content_type, "text/plain")
+        && !media_type_is(request->content_type, "application/json")) {
+        outbox_error_set(err, OUTBOX_EINVAL, "unsupported_media_type",
+                         "Content-Type must be text/plain, as SNS sends it");
+        return 415;
+    }
+    if (outbox_sns_parse(message, err, request->body, request->body_size)
+        != OUTBOX_EOK)
+        return 400;
+    if (endpoint->insecure)
+        return 0;
+    if (message->topic_arn == NULL
+        || strcmp(message->topic_arn, endpoint->secret) != 0) {
+        outbox_error_set(err, OUTBOX_EINVAL, "unauthenticated",
+                         "TopicArn \"%.200s\" is not webhook_topic_arn",
+                         message->topic_arn ? message->topic_arn : "");
+        return 403;
+    }
+    if (outbox_sns_check_timestamp(err, message, request->now, max_age)
+            != OUTBOX_EOK
+        || outbox_sns_check_cert_url(err, message->signing_cert_url)
+               != OUTBOX_EOK)
+        return 403;
+    if (find_certificate(endpoint, message->signing_cert_url) == NULL)
+        load_certificate(endpoint, message->signing_cert_url);
+    if (find_certificate(endpoint, message->signing_cert_url) == NULL) {
+        *fetch_url = message->signing_cert_url;
+        return -1;
+    }
+    return 0;
+}
+
+int webhook_sns_finish(webhook_endpoint *endpoint,
+                       const webhook_request *request,
+                       const outbox_sns_message *message,
+                       outbox_event_batch *batch, const char **confirm_url,
+                       outbox_error *err)
+{
+    const webhook_certificate *certificate =
+        find_certificate(endpoint, message->signing_cert_url);
+    outbox_err rc;
+
+    *confirm_url = NULL;
+    if (!endpoint->insecure
+        && (certificate == NULL
+            || outbox_sns_verify(err, message, certificate->pem,
+                                 certificate->size) != OUTBOX_EOK))
+        return certificate == NULL ? 503 : 403;
+    if (message->type == OUTBOX_SNS_SUBSCRIPTION_CONFIRMATION) {
+        if (message->subscribe_url == NULL
+            || !is_sns_url(message->subscribe_url)) {
+            outbox_error_set(err, OUTBOX_EINVAL, "unauthenticated",
+                             "SubscribeURL is not https on an SNS host");
+            return 403;
+        }
+        *confirm_url = message->subscribe_url;
+        return 0;
+    }
+    if (message->type != OUTBOX_SNS_NOTIFICATION)
+        return 0;
+    rc = outbox_events_parse_ses(batch, err, request->body,
+                                 request->body_size);
+    if (rc == OUTBOX_ELIMIT)
+        return 413;
+    return rc == OUTBOX_EOK ? 0 : 400;
+}
+
+typedef struct fetch_buffer {
+    char *data;
+    size_t size;
+} fetch_buffer;
+
+static size_t on_fetch_data(char *data, size_t size, size_t count,
+                            void *user)
+{
+    fetch_buffer *buffer = user;
+    size_t length = size * count;
+
+    if (buffer->size + length > FETCH_MAX_BYTES)
+        return 0;
+    memcpy(buffer->data + buffer->size, data, length);
+    buffer->size += length;
+    buffer->data[buffer->size] = '\0';
+    return length;
+}
+
+outbox_err webhook_fetch(char **body, size_t *size, outbox_error *err,
+                         const char *url)
+{
+    fetch_buffer buffer = {malloc(FETCH_MAX_BYTES + 1), 0};
+    CURL *easy = curl_easy_init();
+    long status = 0;
+    CURLcode code;
+
+    *body = NULL;
+    *size = 0;
+    if (buffer.data == NULL || easy == NULL) {
+        free(buffer.data);
+        curl_easy_cleanup(easy);
+        return outbox_error_set(err, OUTBOX_ENOMEM, "internal",
+                                "out of memory fetching %s", url);
+    }
+    buffer.data[0] = '\0';
+    curl_easy_setopt(easy, CURLOPT_URL, url);
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "https");
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT, FETCH_TIMEOUT_SECONDS);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_fetch_data);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, &buffer);
+    code = curl_easy_perform(easy);
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(easy);
+    if (code != CURLE_OK || status != 200) {
+        free(buffer.data);
+        return outbox_error_set(err, OUTBOX_EIO, "fetch_failed",
+                                "fetching %.300s failed: %s (HTTP %ld)", url,
+                                curl_easy_strerror(code), status);
+    }
+    *body = buffer.data;
+    *size = buffer.size;
+    return OUTBOX_EOK;
 }

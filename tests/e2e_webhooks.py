@@ -310,7 +310,111 @@ def test_mailgun_events_and_replay():
     mock.stop()
 
 
+TOPIC = "arn:aws:sns:eu-central-1:123456789012:outbox-events"
+CERT_URL = ("https://sns.eu-central-1.amazonaws.com/"
+            "SimpleNotificationService-test.pem")
+
+
+class SnsSigner:
+    """A self-made RSA certificate, placed in outboxd's certificate folder
+    under the name outboxd gives the cached copy of CERT_URL, so outboxd
+    never fetches it."""
+
+    def __init__(self, directory):
+        self.key = os.path.join(directory, "sns-key.pem")
+        self.folder = os.path.join(directory, "sns-certificates")
+        os.makedirs(self.folder)
+        name = hashlib.sha256(CERT_URL.encode()).hexdigest() + ".pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                        "-nodes", "-keyout", self.key, "-out",
+                        os.path.join(self.folder, name), "-days", "2",
+                        "-subj", "/CN=sns.amazonaws.com"], check=True,
+                       capture_output=True)
+
+    def message(self, kind, fields, cert_url=CERT_URL, topic=TOPIC):
+        message = {"Type": kind, "MessageId": fields.pop("MessageId"),
+                   "TopicArn": topic,
+                   "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z",
+                                              time.gmtime()),
+                   "SignatureVersion": "2", "SigningCertURL": cert_url}
+        message.update(fields)
+        signed = ["Message", "MessageId", "Subject", "SubscribeURL",
+                  "Timestamp", "Token", "TopicArn", "Type"]
+        text = "".join(f"{key}\n{message[key]}\n" for key in signed
+                       if key in message)
+        result = subprocess.run(["openssl", "dgst", "-sha256", "-sign",
+                                 self.key], input=text.encode(), check=True,
+                                capture_output=True)
+        message["Signature"] = base64.b64encode(result.stdout).decode()
+        return message
+
+
+def post_sns(port, message):
+    return post(port, "/webhooks/ses", json.dumps(message).encode(),
+                {"Content-Type": "text/plain; charset=UTF-8"})
+
+
+def test_ses_events_through_sns():
+    """An SES delivery event in a signed SNS notification, with the signing
+    certificate already cached; forged or foreign messages get 403."""
+    directory = workdir()
+    signer = SnsSigner(directory)
+    mock = Mock(directory, default="@accepted", responses={
+        "accepted": "200\nContent-Type: application/json\n\n"
+                    '{"MessageId":"0100-test-{n}"}'})
+    outbox = Outbox(directory, [{
+        "name": "ses", "type": "ses", "region": "eu-central-1",
+        "base_url": mock.url, "access_key_id": "AKIDTEST",
+        "secret_access_key": "secret-test", "webhook_topic_arn": TOPIC,
+        "webhook_certificate_folder": signer.folder}],
+        webhooks={"port": 0})
+    daemon = outbox.start()
+    port = listener_port(outbox)
+    row_id = outbox.insert(sender="billing@example.com",
+                           recipients="anna@example.org", subject="Invoice",
+                           body_text="Attached.")
+    wait_for(lambda: outbox.row(row_id)["status"] == "sent", 10,
+             "the message to be sent")
+    ses_event = {"eventType": "Delivery",
+                 "mail": {"messageId": "0100-test-1",
+                          "destination": ["anna@example.org"],
+                          "tags": {"outbox_id": [str(row_id)]}},
+                 "delivery": {"recipients": ["anna@example.org"],
+                              "smtpResponse": "250 2.0.0 OK",
+                              "timestamp": "2026-12-04T10:00:00.000Z"}}
+    good = signer.message("Notification", {
+        "MessageId": "sns-1", "Message": json.dumps(ses_event)})
+    check_equal(post_sns(port, good)[0], 200, "a signed SNS notification")
+    check_equal(outbox.row(row_id)["status"], "delivered",
+                "status after SES's Delivery event")
+
+    forged = dict(good, Message=good["Message"].replace("Delivery",
+                                                        "Bounce"))
+    check_equal(post_sns(port, forged)[0], 403, "a changed Message")
+    foreign = signer.message("Notification", {
+        "MessageId": "sns-2", "Message": json.dumps(ses_event)},
+        topic="arn:aws:sns:eu-central-1:999999999999:other")
+    check_equal(post_sns(port, foreign)[0], 403, "another topic")
+    elsewhere = signer.message("Notification", {
+        "MessageId": "sns-3", "Message": json.dumps(ses_event)},
+        cert_url="https://certificates.example.net/sns.pem")
+    check_equal(post_sns(port, elsewhere)[0], 403,
+                "a certificate URL off SNS (never fetched)")
+    confirm = signer.message("SubscriptionConfirmation", {
+        "MessageId": "sns-4", "Token": "token-1",
+        "Message": "You have chosen to subscribe.",
+        "SubscribeURL": f"http://127.0.0.1:{port}/confirm"})
+    check_equal(post_sns(port, confirm)[0], 403,
+                "a SubscribeURL off SNS (never fetched)")
+    check_equal(count(outbox, "SELECT count(*) AS n FROM delivery_event"),
+                1, "events stored")
+    daemon.terminate()
+    check_equal(daemon.wait(timeout=30), 0, "outboxd exit code")
+    mock.stop()
+
+
 test_events_update_rows_and_suppress()
+test_ses_events_through_sns()
 test_mailgun_events_and_replay()
 test_bad_requests_change_nothing()
 finish()
