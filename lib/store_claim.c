@@ -77,6 +77,7 @@ typedef struct claim_job {
     size_t row_count;
     outbox_message **messages;
     size_t message_count;
+    char random_hex[17];        /* random part of new Message-IDs */
 } claim_job;
 
 static void claimed_row_free(claimed_row *row)
@@ -314,19 +315,20 @@ static bool provider_configured(const outbox_claim_filter *filter,
     return false;
 }
 
-static outbox_err make_message_id(outbox_message *message)
+/*
+ * Makes a Message-ID from the row id and the claim's random part. The id
+ * keeps the Message-IDs of one claim apart, and the random part keeps them
+ * apart from those of other databases and of reused ids, so one draw per
+ * claim is enough.
+ */
+static outbox_err make_message_id(outbox_message *message,
+                                  const char *random_hex)
 {
     const char *at = strrchr(message->sender.email, '@');
-    unsigned char random[8];
     char id[320];
 
-    if (!outbox__random_bytes(random, sizeof(random)))
-        return OUTBOX_EIO;
-    snprintf(id, sizeof(id),
-             "outbox.%lld.%02x%02x%02x%02x%02x%02x%02x%02x@%s",
-             (long long)message->id, random[0], random[1], random[2],
-             random[3], random[4], random[5], random[6], random[7],
-             at ? at + 1 : "localhost");
+    snprintf(id, sizeof(id), "outbox.%lld.%s@%s", (long long)message->id,
+             random_hex, at ? at + 1 : "localhost");
     message->message_id = outbox__strdup(id);
     return message->message_id ? OUTBOX_EOK : OUTBOX_ENOMEM;
 }
@@ -449,7 +451,7 @@ static outbox_err check_row(outbox_store *store, outbox_error *err,
         return rc;
     }
     if ((*message)->message_id == NULL) {
-        rc = make_message_id(*message);
+        rc = make_message_id(*message, job->random_hex);
         if (rc != OUTBOX_EOK) {
             outbox_message_free(*message);
             *message = NULL;
@@ -463,10 +465,16 @@ static outbox_err check_row(outbox_store *store, outbox_error *err,
 static outbox_err claim(outbox_store *store, void *context, outbox_error *err)
 {
     claim_job *job = context;
+    unsigned char random[8];
     outbox_err rc = run_claim(store, job, err);
 
     if (rc != OUTBOX_EOK)
         return rc;
+    if (!outbox__random_bytes(random, sizeof(random)))
+        return outbox_error_set(err, OUTBOX_EIO, "internal",
+                                "cannot make a Message-ID");
+    for (size_t i = 0; i < sizeof(random); i++)
+        snprintf(job->random_hex + 2 * i, 3, "%02x", random[i]);
     job->messages = calloc(job->row_count ? job->row_count : 1,
                            sizeof(*job->messages));
     if (job->messages == NULL)
