@@ -54,6 +54,9 @@ typedef struct sendgrid_state {
     char *name;
     char *url;             /* base_url + SENDGRID_SEND_PATH */
     char *authorization;   /* "Authorization: Bearer <key>": a secret */
+    /* The request headers, authorization first. Every request of this
+     * provider uses this one list, which libcurl only reads. */
+    struct curl_slist *headers;
     long timeout;
     long connect_timeout;
     size_t max_message_bytes;
@@ -63,7 +66,6 @@ typedef struct sendgrid_state {
 /* What one transfer needs until it ends. */
 typedef struct sendgrid_request {
     char *body;
-    struct curl_slist *headers;
 } sendgrid_request;
 
 /* ------------------------------------------------------------------ */
@@ -224,12 +226,40 @@ cleanup:
     return rc;
 }
 
+static struct curl_slist *build_request_headers(const sendgrid_state *state)
+{
+    static const char *const fixed[] = {
+        "Content-Type: application/json",
+        "Accept: application/json",
+        /* Without this libcurl may wait for "100 Continue" before it
+         * sends a large body, a round trip that SendGrid does not need. */
+        "Expect:",
+    };
+    struct curl_slist *headers = curl_slist_append(NULL, state->authorization);
+
+    for (size_t i = 0; headers != NULL && i < 3; i++) {
+        struct curl_slist *grown = curl_slist_append(headers, fixed[i]);
+
+        if (grown == NULL) {
+            curl_slist_free_all(headers);
+            return NULL;
+        }
+        headers = grown;
+    }
+    return headers;
+}
+
 static void sendgrid_destroy(void *opaque)
 {
     sendgrid_state *state = opaque;
 
     if (state == NULL)
         return;
+    if (state->headers != NULL) {
+        /* The first header is libcurl's copy of the authorization. */
+        OPENSSL_cleanse(state->headers->data, strlen(state->headers->data));
+        curl_slist_free_all(state->headers);
+    }
     if (state->authorization != NULL) {
         OPENSSL_cleanse(state->authorization, strlen(state->authorization));
         free(state->authorization);
@@ -260,6 +290,11 @@ static outbox_err sendgrid_create(void **out, outbox_error *err,
     if (rc == OUTBOX_EOK)
         rc = read_api_key(state, err, config);
     if (rc == OUTBOX_EOK) {
+        state->headers = build_request_headers(state);
+        if (state->headers == NULL)
+            rc = OUTBOX_ENOMEM;
+    }
+    if (rc == OUTBOX_EOK) {
         *out = state;
         return OUTBOX_EOK;
     }
@@ -282,32 +317,8 @@ static void sendgrid_release(void *opaque)
 
     if (request == NULL)
         return;
-    curl_slist_free_all(request->headers);
     cJSON_free(request->body);
     free(request);
-}
-
-static struct curl_slist *build_request_headers(const sendgrid_state *state)
-{
-    static const char *const fixed[] = {
-        "Content-Type: application/json",
-        "Accept: application/json",
-        /* Without this libcurl may wait for "100 Continue" before it
-         * sends a large body, a round trip that SendGrid does not need. */
-        "Expect:",
-    };
-    struct curl_slist *headers = curl_slist_append(NULL, state->authorization);
-
-    for (size_t i = 0; headers != NULL && i < 3; i++) {
-        struct curl_slist *grown = curl_slist_append(headers, fixed[i]);
-
-        if (grown == NULL) {
-            curl_slist_free_all(headers);
-            return NULL;
-        }
-        headers = grown;
-    }
-    return headers;
 }
 
 static CURLcode set_request_options(CURL *easy, const sendgrid_state *state,
@@ -328,7 +339,7 @@ static CURLcode set_request_options(CURL *easy, const sendgrid_state *state,
     if (code == CURLE_OK)
         code = curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request->body);
     if (code == CURLE_OK)
-        code = curl_easy_setopt(easy, CURLOPT_HTTPHEADER, request->headers);
+        code = curl_easy_setopt(easy, CURLOPT_HTTPHEADER, state->headers);
     if (code == CURLE_OK)
         code = curl_easy_setopt(easy, CURLOPT_TIMEOUT, state->timeout);
     if (code == CURLE_OK)
@@ -357,10 +368,6 @@ static outbox_err sendgrid_prepare(void *opaque, void **out,
                                &state->logger, state->max_message_bytes);
     if (rc != OUTBOX_EOK)
         goto cleanup;
-    request->headers = build_request_headers(state);
-    if (request->headers == NULL)
-        goto nomem;
-
     code = set_request_options(easy, state, request, size);
     if (code != CURLE_OK) {
         rc = outbox_error_set(err, OUTBOX_EPROVIDER, "internal",
