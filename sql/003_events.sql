@@ -54,3 +54,10 @@ CREATE TABLE suppression (
     outbox_id  INTEGER,                     -- the message that caused it
     created_at TEXT NOT NULL DEFAULT (datetime('now'))
 );
+
+-- Events are matched by the provider's message id. Only rows that have one
+-- are indexed, so the sent outcome that sets the id adds an entry and
+-- removes none (every queued row used to enter the index with a NULL id).
+DROP INDEX outbox_provider_message_id;
+CREATE INDEX outbox_provider_message_id ON outbox (provider_message_id)
+    WHERE provider_message_id IS NOT NULL;
