@@ -7,8 +7,9 @@
  * Mailgun takes repeated fields as a list):
  *   from, to..., cc..., bcc..., subject, text, html
  *   template          for a message with a template, in place of text
- *                     and html, and with subject only when the row has
- *                     one, since it would replace the template's subject
+ *                     and html; subject is then sent only when the row
+ *                     has one, so an empty one cannot hide a subject
+ *                     stored with the template
  *   t:variables       the row's template_data, the JSON object that the
  *                     template fills in
  *   h:Reply-To        every reply-to address, comma-separated

@@ -275,8 +275,8 @@ static void test_template_form(void)
     outbox__mailgun_form_free(&form);
 }
 
-/* A subject of the row is sent and overrides the template's. Without
- * template_data there is no t:variables field. */
+/* A subject of the row is sent with the template. Without template_data
+ * there is no t:variables field. */
 static void test_template_subject_no_data(void)
 {
     static const expected_part want[] = {
