@@ -355,7 +355,7 @@ def test_config_rejects_misspelled_key():
 
 def test_template():
     """A row that names a template and no body goes to /email/withTemplate
-    with TemplateAlias, or TemplateId for digits, and TemplateModel; the
+    with TemplateAlias, or TemplateId for digits, and TemplateModel. The
     attachment and the headers go with it."""
     directory = workdir()
     mock = Mock(directory, default="@ok", responses=RESPONSES)

@@ -533,8 +533,8 @@ def test_template_rendered_by_peer():
 
 def test_template():
     """A row that names a template goes out as Template content with its
-    data as a JSON string, its header and its attachment; a row whose
-    headers Template content cannot carry fails before any request."""
+    data as a JSON string, its header and its attachment. A row with more
+    headers than Template content can carry fails before any request."""
     directory = workdir()
     mock = canned_mock(directory)
     outbox = Outbox(directory, [ses(mock.url)], concurrency=1,
