@@ -579,6 +579,7 @@ static const char *const mailgun_keys[] = {
 const outbox_provider_ops outbox__mailgun_ops = {
     .type = "mailgun",
     .keys = mailgun_keys,
+    .renders_templates = true,
     .create = mailgun_create,
     .destroy = mailgun_destroy,
     .prepare = mailgun_prepare,

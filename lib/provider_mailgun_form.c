@@ -6,6 +6,12 @@
  * Fields, in the order they are sent (one field per address, since
  * Mailgun takes repeated fields as a list):
  *   from, to..., cc..., bcc..., subject, text, html
+ *   template          for a message with a template, in place of text
+ *                     and html; subject is then sent only when the row
+ *                     has one, so an empty one cannot hide a subject
+ *                     stored with the template
+ *   t:variables       the row's template_data, the JSON object that the
+ *                     template fills in
  *   h:Reply-To        every reply-to address, comma-separated
  *   h:<Name>          each extra header of the row
  *   h:Message-Id      <message_id>, the id that the row stores, for the
@@ -266,6 +272,25 @@ static bool has_text(const char *text)
     return text != NULL && text[0] != '\0';
 }
 
+/* Adds subject, text and html, or the template that renders them. */
+static bool add_content(outbox_mailgun_form *form,
+                        const outbox_message *message)
+{
+    if (message->template_name != NULL)
+        return (!has_text(message->subject)
+                || add_text(form, "subject", message->subject))
+               && add_text(form, "template", message->template_name)
+               && (message->template_data == NULL
+                   || add_text(form, "t:variables",
+                               message->template_data));
+    return add_text(form, "subject",
+                    message->subject != NULL ? message->subject : "")
+           && (!has_text(message->body_text)
+               || add_text(form, "text", message->body_text))
+           && (!has_text(message->body_html)
+               || add_text(form, "html", message->body_html));
+}
+
 static bool add_all_fields(outbox_mailgun_form *form,
                            const outbox_message *message)
 {
@@ -273,12 +298,7 @@ static bool add_all_fields(outbox_mailgun_form *form,
            && add_address_fields(form, "to", &message->to)
            && add_address_fields(form, "cc", &message->cc)
            && add_address_fields(form, "bcc", &message->bcc)
-           && add_text(form, "subject",
-                       message->subject != NULL ? message->subject : "")
-           && (!has_text(message->body_text)
-               || add_text(form, "text", message->body_text))
-           && (!has_text(message->body_html)
-               || add_text(form, "html", message->body_html))
+           && add_content(form, message)
            && add_reply_to(form, &message->reply_to)
            && add_headers(form, message)
            && add_variables(form, message)
@@ -288,7 +308,7 @@ static bool add_all_fields(outbox_mailgun_form *form,
 /* The maximum number of fields that add_all_fields adds for message. */
 static size_t field_capacity(const outbox_message *message)
 {
-    return 1 + outbox_message_recipient_count(message) + 3 + 1
+    return 1 + outbox_message_recipient_count(message) + 3 + 2 + 1
            + message->header_count + 1 + 1 + message->metadata_count
            + message->attachment_count;
 }

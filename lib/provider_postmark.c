@@ -1,7 +1,8 @@
 /*
  * provider_postmark.c - delivery through Postmark's email API:
- * POST {base_url}/email with a JSON body (provider_postmark_body.c) and
- * the server token in X-Postmark-Server-Token. The responses are
+ * POST {base_url}/email, or {base_url}/email/withTemplate for a message
+ * with a template, with a JSON body (provider_postmark_body.c) and the
+ * server token in X-Postmark-Server-Token. The responses are
  * classified in provider_postmark_response.c.
  *
  * Config keys of a provider of type "postmark":
@@ -18,7 +19,7 @@
  *
  * Every message also goes through two checks that no config changes:
  * at most 50 recipients (To, Cc and Bcc together), and a text or HTML
- * body even when the message has attachments.
+ * body or a template even when the message has attachments.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@
 
 #define POSTMARK_DEFAULT_BASE_URL "https://api.postmarkapp.com"
 #define POSTMARK_SEND_PATH "/email"
+#define POSTMARK_TEMPLATE_PATH "/email/withTemplate"
 #define POSTMARK_DEFAULT_STREAM "outbound"
 #define POSTMARK_DEFAULT_TIMEOUT 30
 #define POSTMARK_DEFAULT_CONNECT_TIMEOUT 10
@@ -49,6 +51,7 @@
 typedef struct postmark_state {
     char *name;
     char *url;             /* base_url + POSTMARK_SEND_PATH */
+    char *template_url;    /* base_url + POSTMARK_TEMPLATE_PATH */
     char *token_header;    /* "X-Postmark-Server-Token: <token>": a secret */
     char *stream;
     long timeout;
@@ -129,11 +132,15 @@ static outbox_err read_base_url(postmark_state *state, outbox_error *err,
     while (length > 0 && base[length - 1] == '/')
         length--;
     state->url = malloc(length + sizeof(POSTMARK_SEND_PATH));
-    if (state->url == NULL)
+    state->template_url = malloc(length + sizeof(POSTMARK_TEMPLATE_PATH));
+    if (state->url == NULL || state->template_url == NULL)
         return OUTBOX_ENOMEM;
     memcpy(state->url, base, length);
     memcpy(state->url + length, POSTMARK_SEND_PATH,
            sizeof(POSTMARK_SEND_PATH));
+    memcpy(state->template_url, base, length);
+    memcpy(state->template_url + length, POSTMARK_TEMPLATE_PATH,
+           sizeof(POSTMARK_TEMPLATE_PATH));
     return OUTBOX_EOK;
 }
 
@@ -272,6 +279,7 @@ static void postmark_destroy(void *opaque)
     }
     free(state->stream);
     free(state->url);
+    free(state->template_url);
     free(state->name);
     free(state);
 }
@@ -352,9 +360,10 @@ static struct curl_slist *build_request_headers(const postmark_state *state)
 
 static CURLcode set_request_options(CURL *easy, const postmark_state *state,
                                     const postmark_request *request,
-                                    size_t size)
+                                    size_t size, bool template)
 {
-    CURLcode code = curl_easy_setopt(easy, CURLOPT_URL, state->url);
+    const char *url = template ? state->template_url : state->url;
+    CURLcode code = curl_easy_setopt(easy, CURLOPT_URL, url);
 
     if (code == CURLE_OK)
         code = curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -402,7 +411,8 @@ static outbox_err postmark_prepare(void *opaque, void **out,
     if (request->headers == NULL)
         goto nomem;
 
-    code = set_request_options(easy, state, request, size);
+    code = set_request_options(easy, state, request, size,
+                               message->template_name != NULL);
     if (code != CURLE_OK) {
         rc = outbox_error_set(err, OUTBOX_EPROVIDER, "internal",
                               "provider \"%s\": libcurl rejected an option "
@@ -459,6 +469,7 @@ static const char *const postmark_keys[] = {
 const outbox_provider_ops outbox__postmark_ops = {
     .type = "postmark",
     .keys = postmark_keys,
+    .renders_templates = true,
     .create = postmark_create,
     .destroy = postmark_destroy,
     .prepare = postmark_prepare,

@@ -15,15 +15,19 @@
 
 /*
  * Builds the JSON body of POST /email for message, sent into stream (the
- * MessageStream). *json is malloc'd (free it with cJSON_free) and *size is
- * its length without the NUL. Nothing is built, and the call fails with
+ * MessageStream). A message with a template gets the body of POST
+ * /email/withTemplate instead: TemplateId when the template is digits
+ * without a leading zero, else TemplateAlias, and TemplateModel.
+ * *json is malloc'd (free it with cJSON_free) and *size is its length
+ * without the NUL. Nothing is built, and the call fails with
  * OUTBOX_ELIMIT, when the message has more than
  * OUTBOX_POSTMARK_MAX_RECIPIENTS recipients (kind "limit_exceeded") or,
- * with max_bytes not 0, when its encoded size (bodies, subject, extra
- * headers and base64 attachments) is over max_bytes (kind
- * "message_too_large"). A message without a To recipient or without a
- * body fails with OUTBOX_EINVAL. A metadata key "outbox_id" is sent as
- * "erp_outbox_id", and logger gets a warning that names it.
+ * with max_bytes not 0, when its encoded size (bodies, subject, template
+ * data, extra headers and base64 attachments) is over max_bytes (kind
+ * "message_too_large"). A message without a To recipient, or without
+ * both a body and a template, fails with OUTBOX_EINVAL. A metadata key
+ * "outbox_id" is sent as "erp_outbox_id", and logger gets a warning that
+ * names it.
  */
 outbox_err outbox__postmark_body(char **json, size_t *size, outbox_error *err,
                                  const outbox_message *message,

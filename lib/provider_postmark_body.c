@@ -1,14 +1,16 @@
 /*
- * provider_postmark_body.c - the JSON body of a Postmark POST /email
- * request, built from a message with cJSON.
+ * provider_postmark_body.c - the JSON body of a Postmark POST /email or
+ * POST /email/withTemplate request, built from a message with cJSON.
  *
  * Postmark takes addresses as strings: From is one mailbox, and To, Cc,
  * Bcc and ReplyTo are lists joined with ", ". Keys follow in this order:
  * From, To, Cc, Bcc, ReplyTo, Subject, TextBody, HtmlBody, Headers,
  * Metadata (the outbox id, which webhook events carry back, and the row's
- * metadata), Attachments and MessageStream. Keys whose value would be
- * empty are left out. The bodies and the base64 attachments are referred
- * to, not copied, while the tree is printed.
+ * metadata), Attachments and MessageStream. A message with a template has
+ * TemplateId or TemplateAlias and TemplateModel in place of Subject,
+ * TextBody and HtmlBody, because the template brings its own. Keys whose
+ * value would be empty are left out. The bodies and the base64
+ * attachments are referred to, not copied, while the tree is printed.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -35,10 +37,12 @@ static size_t text_size(const char *text)
 }
 
 /* Size of the message as counted against Postmark's cap: the bodies, the
- * subject, the extra headers and the attachments after base64. */
+ * subject, the template data, the extra headers and the attachments after
+ * base64. */
 static size_t encoded_message_size(const outbox_message *message)
 {
-    size_t total = text_size(message->subject);
+    size_t total = add_size(text_size(message->subject),
+                            text_size(message->template_data));
 
     total = add_size(total, text_size(message->body_text));
     total = add_size(total, text_size(message->body_html));
@@ -324,6 +328,55 @@ static bool add_from(cJSON *root, const outbox_address *sender)
     return add_address_list(root, "From", sender, 1);
 }
 
+/* Returns true if name is a number as Postmark shows template ids: digits
+ * without a leading zero. Any other name is a template alias. */
+static bool is_template_id(const char *name)
+{
+    if (name[0] < '1' || name[0] > '9')
+        return false;
+    return name[strspn(name, "0123456789")] == '\0';
+}
+
+/*
+ * Adds TemplateId (a JSON number) or TemplateAlias, then TemplateModel:
+ * the row's template_data, or {} when it has none. The id is written as
+ * raw digits, because cJSON's double would round ids above 2^53.
+ */
+static bool add_template(cJSON *root, const outbox_message *message)
+{
+    const char *name = message->template_name;
+    cJSON *model;
+
+    if (is_template_id(name)) {
+        if (cJSON_AddRawToObject(root, "TemplateId", name) == NULL)
+            return false;
+    } else if (cJSON_AddStringToObject(root, "TemplateAlias", name) == NULL) {
+        return false;
+    }
+    if (message->template_data == NULL)
+        return cJSON_AddObjectToObject(root, "TemplateModel") != NULL;
+    model = cJSON_Parse(message->template_data);
+    if (model == NULL
+        || !cJSON_AddItemToObject(root, "TemplateModel", model)) {
+        cJSON_Delete(model);
+        return false;
+    }
+    return true;
+}
+
+/* Adds Subject, TextBody and HtmlBody, or the template that replaces
+ * them. */
+static bool add_content(cJSON *root, const outbox_message *message)
+{
+    if (message->template_name != NULL)
+        return add_template(root, message);
+    return cJSON_AddStringToObject(root, "Subject",
+                                   message->subject ? message->subject : "")
+               != NULL
+           && add_text_reference(root, "TextBody", message->body_text)
+           && add_text_reference(root, "HtmlBody", message->body_html);
+}
+
 static bool build_body_tree(cJSON *root, const outbox_message *message,
                             const char *stream, const outbox_logger *logger,
                             char **encoded)
@@ -337,12 +390,7 @@ static bool build_body_tree(cJSON *root, const outbox_message *message,
                                message->bcc.count)
            && add_address_list(root, "ReplyTo", message->reply_to.items,
                                message->reply_to.count)
-           && cJSON_AddStringToObject(root, "Subject",
-                                      message->subject ? message->subject
-                                                       : "")
-                  != NULL
-           && add_text_reference(root, "TextBody", message->body_text)
-           && add_text_reference(root, "HtmlBody", message->body_html)
+           && add_content(root, message)
            && add_headers(root, message, logger)
            && add_metadata(root, message, logger)
            && add_attachments(root, message, encoded)
@@ -392,8 +440,10 @@ static outbox_err check_message(outbox_error *err,
                                 "Postmark requires at least one \"to\" "
                                 "recipient, and this message has none");
 
-    /* A message with attachments still needs a body at Postmark. */
-    if (!has_text(message->body_text) && !has_text(message->body_html))
+    /* A message with attachments still needs a body at Postmark, unless
+     * a template renders one. */
+    if (message->template_name == NULL && !has_text(message->body_text)
+        && !has_text(message->body_html))
         return outbox_error_set(err, OUTBOX_EINVAL, "missing_body",
                                 "Postmark requires body_text or body_html, "
                                 "even when the message has attachments");

@@ -465,6 +465,7 @@ static const char *const ses_keys[] = {
 const outbox_provider_ops outbox__ses_ops = {
     .type = "ses",
     .keys = ses_keys,
+    .renders_templates = true,
     .create = ses_create,
     .destroy = ses_destroy,
     .prepare = ses_prepare,

@@ -15,6 +15,7 @@
 #define OUTBOX_SES_MAX_FILENAME 255
 #define OUTBOX_SES_MAX_CONTENT_ID 78
 #define OUTBOX_SES_MAX_TAG 256
+#define OUTBOX_SES_MAX_TEMPLATE_DATA 262144
 
 /* 40 MiB: the cap that SES v2 states in its "Message length is more than
  * 41943040 bytes long" error. */
@@ -39,6 +40,13 @@ typedef struct outbox_ses_body_options {
  * lengths. Otherwise it is Raw: the RFC 5322 message from
  * outbox__mime_write, in base64.
  *
+ * A message with a template gets Template content instead: TemplateName,
+ * TemplateData (the template_data text, or "{}"), and the extra headers
+ * and attachments under the same limits as Simple content. The row's
+ * subject and bodies are not sent, because the template has its own. A
+ * message whose headers or attachments do not fit fails with kind
+ * "invalid_template", since Raw content cannot name a template.
+ *
  * EmailTags carry the outbox id as "outbox_id", then the metadata. SES
  * accepts only [A-Za-z0-9_-] in tag names and values, so a value with any
  * other character is sent base64url-encoded (RFC 4648 section 5, without
@@ -47,7 +55,8 @@ typedef struct outbox_ses_body_options {
  *
  * Fails with kind "message_too_large" when the encoded message is over
  * options->max_message_bytes, and with "limit_exceeded" when to, cc and
- * bcc together have more than OUTBOX_SES_MAX_RECIPIENTS addresses. Both
+ * bcc together have more than OUTBOX_SES_MAX_RECIPIENTS addresses or
+ * template_data has more than OUTBOX_SES_MAX_TEMPLATE_DATA bytes. These
  * are checked before anything is built.
  */
 outbox_err outbox__ses_body(char **json, size_t *size, outbox_error *err,

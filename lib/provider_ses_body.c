@@ -9,6 +9,11 @@
  * header values become RFC 2047 encoded words, joined by a space instead of
  * the fold that lib/header.c puts between them.
  *
+ * Content is Simple, Raw, or Template for a message that names an SES
+ * template. Template content carries the template's name, its data as a
+ * JSON string, the extra headers and the attachments, and the template
+ * brings its own subject and bodies.
+ *
  * SES replaces the Message-ID of every message with its own, so neither
  * Simple nor Raw content can keep the outbox's Message-ID. The MessageId
  * of the response, which SES events repeat, is what identifies the mail.
@@ -28,9 +33,12 @@
 /* Buffers that the JSON tree refers to without a copy. */
 typedef struct body_parts {
     char **header_values;     /* encoded extra header values */
-    char **attachments;       /* base64 of each attachment (Simple) */
+    char **attachments;       /* base64 of each attachment (not Raw) */
     char *raw;                /* base64 of the MIME message (Raw) */
 } body_parts;
+
+/* TemplateData when the row has no template_data. */
+static const char empty_template_data[] = "{}";
 
 static size_t add_size(size_t a, size_t b)
 {
@@ -51,11 +59,13 @@ static size_t mime_base64_size(size_t n)
 }
 
 /* Estimate of the message's size as SES counts it against its cap: the
- * subject, the bodies, the extra headers and the attachments as MIME
- * base64. The rest of the MIME framing adds about a kilobyte. */
+ * subject, the bodies, the template data, the extra headers and the
+ * attachments as MIME base64. The rest of the MIME framing adds about a
+ * kilobyte. */
 static size_t estimated_message_size(const outbox_message *message)
 {
-    size_t total = text_size(message->subject);
+    size_t total = add_size(text_size(message->subject),
+                            text_size(message->template_data));
 
     total = add_size(total, text_size(message->body_text));
     total = add_size(total, text_size(message->body_html));
@@ -144,17 +154,11 @@ static bool encode_header_values(body_parts *parts,
     return true;
 }
 
-/* Returns why Simple content cannot carry message, or NULL if it can. */
-static const char *simple_obstacle(const outbox_message *message,
-                                   const body_parts *parts)
+/* Returns why the Headers and Attachments of Simple or Template content
+ * cannot carry the message's, or NULL if they can. */
+static const char *parts_obstacle(const outbox_message *message,
+                                  const body_parts *parts)
 {
-    if (message->subject == NULL || message->subject[0] == '\0')
-        return "no subject";
-
-    /* SES would send such a subject as it is, and mail readers would
-     * decode it. mime.c encodes the whole subject instead. */
-    if (strstr(message->subject, "=?") != NULL)
-        return "a subject that contains \"=?\"";
     if (message->header_count > OUTBOX_SES_MAX_HEADERS)
         return "more than 15 extra headers";
     for (size_t i = 0; i < message->header_count; i++) {
@@ -175,6 +179,20 @@ static const char *simple_obstacle(const outbox_message *message,
             return "a Content-ID over 78 bytes";
     }
     return NULL;
+}
+
+/* Returns why Simple content cannot carry message, or NULL if it can. */
+static const char *simple_obstacle(const outbox_message *message,
+                                   const body_parts *parts)
+{
+    if (message->subject == NULL || message->subject[0] == '\0')
+        return "no subject";
+
+    /* SES would send such a subject as it is, and mail readers would
+     * decode it. mime.c encodes the whole subject instead. */
+    if (strstr(message->subject, "=?") != NULL)
+        return "a subject that contains \"=?\"";
+    return parts_obstacle(message, parts);
 }
 
 /* ------------------------------------------------------------------ */
@@ -324,20 +342,20 @@ static bool add_attachment(cJSON *list, const outbox_attachment *attachment,
                   != NULL;
 }
 
-static bool add_simple(cJSON *content, const outbox_message *message,
-                       body_parts *parts)
+/* Adds Headers and Attachments, which Simple and Template content share,
+ * to object. */
+static bool add_headers_and_attachments(cJSON *object,
+                                        const outbox_message *message,
+                                        body_parts *parts)
 {
-    cJSON *simple = cJSON_AddObjectToObject(content, "Simple");
     cJSON *list;
 
-    if (simple == NULL || !add_text(simple, "Subject", message->subject)
-        || !add_simple_body(simple, message)
-        || !add_headers(simple, message, parts))
+    if (!add_headers(object, message, parts))
         return false;
     if (message->attachment_count == 0)
         return true;
     parts->attachments = calloc(message->attachment_count, sizeof(char *));
-    list = cJSON_AddArrayToObject(simple, "Attachments");
+    list = cJSON_AddArrayToObject(object, "Attachments");
     if (parts->attachments == NULL || list == NULL)
         return false;
     for (size_t i = 0; i < message->attachment_count; i++) {
@@ -346,6 +364,41 @@ static bool add_simple(cJSON *content, const outbox_message *message,
             return false;
     }
     return true;
+}
+
+static bool add_simple(cJSON *content, const outbox_message *message,
+                       body_parts *parts)
+{
+    cJSON *simple = cJSON_AddObjectToObject(content, "Simple");
+
+    return simple != NULL && add_text(simple, "Subject", message->subject)
+           && add_simple_body(simple, message)
+           && add_headers_and_attachments(simple, message, parts);
+}
+
+/* Adds Template content. SES takes TemplateData as a string that contains
+ * the JSON object, so the row's text is sent as it is. */
+static bool add_template(cJSON *content, const outbox_message *message,
+                         body_parts *parts)
+{
+    cJSON *template = cJSON_AddObjectToObject(content, "Template");
+    const char *data = message->template_data != NULL
+                           ? message->template_data
+                           : empty_template_data;
+    cJSON *data_item;
+
+    if (template == NULL
+        || cJSON_AddStringToObject(template, "TemplateName",
+                                   message->template_name)
+               == NULL)
+        return false;
+    data_item = cJSON_CreateStringReference(data);
+    if (data_item == NULL
+        || !cJSON_AddItemToObject(template, "TemplateData", data_item)) {
+        cJSON_Delete(data_item);
+        return false;
+    }
+    return add_headers_and_attachments(template, message, parts);
 }
 
 /* ------------------------------------------------------------------ */
@@ -438,9 +491,13 @@ static bool build_body_tree(cJSON *root, const outbox_message *message,
     content = cJSON_AddObjectToObject(root, "Content");
     if (content == NULL)
         return false;
-    if (parts->raw != NULL ? !add_raw(content, parts)
-                           : !add_simple(content, message, parts))
+    if (message->template_name != NULL) {
+        if (!add_template(content, message, parts))
+            return false;
+    } else if (parts->raw != NULL ? !add_raw(content, parts)
+                                  : !add_simple(content, message, parts)) {
         return false;
+    }
     if (!outbox__ses_add_tags(root, message, logger))
         return false;
     return options->configuration_set == NULL
@@ -456,14 +513,12 @@ static outbox_err check_caps(outbox_error *err, const outbox_message *message,
     size_t recipients = outbox_message_recipient_count(message);
     size_t estimate = estimated_message_size(message);
 
-    /* NOTE: SES's Template content is not built yet, and sending the row
-     * without its template would deliver an empty message. */
-    if (message->template_name != NULL)
-        return outbox_error_set(err, OUTBOX_EINVAL, "invalid_template",
-                                "the ses provider does not send templates "
-                                "yet; give the row body_text or body_html "
-                                "instead of template \"%.64s\"",
-                                message->template_name);
+    if (text_size(message->template_data) > OUTBOX_SES_MAX_TEMPLATE_DATA)
+        return outbox_error_set(err, OUTBOX_ELIMIT, "limit_exceeded",
+                                "template_data has %zu bytes, over the SES "
+                                "cap of %d bytes for TemplateData",
+                                strlen(message->template_data),
+                                OUTBOX_SES_MAX_TEMPLATE_DATA);
     if (recipients > OUTBOX_SES_MAX_RECIPIENTS)
         return outbox_error_set(err, OUTBOX_ELIMIT, "limit_exceeded",
                                 "message has %zu recipients in to, cc and "
@@ -491,13 +546,44 @@ static char *print_body(const cJSON *root, size_t estimate)
     return cJSON_PrintBuffered(root, (int)prebuffer, 0);
 }
 
+/*
+ * Picks Template content for a message with a template, else Simple
+ * content, else Raw content, which it encodes into parts->raw. Raw content
+ * cannot name a template, so a template message whose headers or
+ * attachments do not fit Template content fails.
+ */
+static outbox_err choose_content(body_parts *parts, outbox_error *err,
+                                 const outbox_message *message,
+                                 const outbox_ses_body_options *options,
+                                 const outbox_logger *logger)
+{
+    const char *obstacle;
+
+    if (message->template_name != NULL) {
+        obstacle = parts_obstacle(message, parts);
+        if (obstacle == NULL)
+            return OUTBOX_EOK;
+        return outbox_error_set(err, OUTBOX_EINVAL, "invalid_template",
+                                "template \"%.64s\": SES Template content "
+                                "cannot carry %s; send the row with "
+                                "body_text or body_html instead",
+                                message->template_name, obstacle);
+    }
+    obstacle = simple_obstacle(message, parts);
+    if (obstacle == NULL)
+        return OUTBOX_EOK;
+    outbox_log(logger, OUTBOX_LOG_DEBUG,
+               "id=%" PRId64 " SES content is Raw: %s", message->id,
+               obstacle);
+    return encode_raw(parts, err, message, options);
+}
+
 outbox_err outbox__ses_body(char **json, size_t *size, outbox_error *err,
                             const outbox_message *message,
                             const outbox_ses_body_options *options,
                             const outbox_logger *logger)
 {
     body_parts parts = {NULL, NULL, NULL};
-    const char *obstacle;
     cJSON *root = NULL;
     outbox_err rc;
 
@@ -509,15 +595,9 @@ outbox_err outbox__ses_body(char **json, size_t *size, outbox_error *err,
     if (!encode_header_values(&parts, message))
         goto nomem;
 
-    obstacle = simple_obstacle(message, &parts);
-    if (obstacle != NULL) {
-        outbox_log(logger, OUTBOX_LOG_DEBUG,
-                   "id=%" PRId64 " SES content is Raw: %s", message->id,
-                   obstacle);
-        rc = encode_raw(&parts, err, message, options);
-        if (rc != OUTBOX_EOK)
-            goto cleanup;
-    }
+    rc = choose_content(&parts, err, message, options, logger);
+    if (rc != OUTBOX_EOK)
+        goto cleanup;
 
     root = cJSON_CreateObject();
     if (root == NULL

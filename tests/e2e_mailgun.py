@@ -378,7 +378,49 @@ def test_line_break_in_subject():
     mock.stop()
 
 
+def test_template():
+    """A row that names a template sends the template field and its data
+    as t:variables, without text or html; the attachment goes with it."""
+    directory = workdir()
+    mock = Mock(directory, default="@ok", responses=RESPONSES)
+    outbox = Outbox(directory, [mailgun(mock.url)], concurrency=1,
+                    claim_batch=1)
+    data = {"invoice": "RE-4711", "total": 12.5, "kunde": "M\u00fcller"}
+    data_text = json.dumps(data, ensure_ascii=False)
+    row_id = invoice(outbox, 1201, body_text=None, subject=None,
+                     template="invoice-reminder", template_data=data_text)
+    outbox.attach(row_id, "Rechnung-42.pdf", "application/pdf", PDF)
+    titled = invoice(outbox, 1202, body_text=None, template="welcome")
+    check_equal(outbox.drain(), 0, "drain exit code")
+
+    requests = mock.requests()
+    check_equal(len(requests), 2, "requests made")
+    fields = form_fields(requests[0]) if requests else []
+    check_equal([(n, f, t) for n, f, t, _ in fields], [
+        ("from", None, None), ("to", None, None),
+        ("template", None, None), ("t:variables", None, None),
+        ("h:Message-Id", None, None), ("v:outbox_id", None, None),
+        ("attachment", "Rechnung-42.pdf", "application/pdf")],
+        "field names")
+    check_equal(values(fields, "template"), ["invoice-reminder"], "template")
+    check_equal(values(fields, "t:variables"), [data_text], "t:variables")
+    check_equal([v for n, _, _, v in fields if n == "attachment"], [PDF],
+                "attachment bytes")
+
+    second = form_fields(requests[1]) if len(requests) > 1 else []
+    check_equal(values(second, "subject"), ["Rechnung 1202"],
+                "subject of the row")
+    check_equal(values(second, "template"), ["welcome"], "second template")
+    check_equal([n for n, _, _, _ in second if n in ("text", "html",
+                                                     "t:variables")],
+                [], "no text, html or t:variables")
+    check_equal([outbox.row(i)["status"] for i in (row_id, titled)],
+                ["sent", "sent"], "statuses")
+    mock.stop()
+
+
 test_invoice_arrives_intact()
+test_template()
 test_one_request_for_to_cc_bcc()
 test_rejected()
 test_bad_key_pauses_provider()

@@ -358,7 +358,56 @@ def test_config_rejects_misspelled_key():
     check(API_KEY not in result.stderr, "server token not in the error")
 
 
+def test_template():
+    """A row that names a template and no body goes to /email/withTemplate
+    with TemplateAlias, or TemplateId for digits, and TemplateModel. The
+    attachment and the headers go with it."""
+    directory = workdir()
+    mock = Mock(directory, default="@ok", responses=RESPONSES)
+    outbox = Outbox(directory, [postmark(mock.url)], concurrency=1,
+                    claim_batch=1)
+    data = {"invoice": "RE-4711", "total": 12.5, "items": [{"sku": "A-1"}]}
+    alias_row = invoice(outbox, 1201, body_text=None, subject=None,
+                        template="invoice-reminder",
+                        template_data=json.dumps(data),
+                        headers=json.dumps({"X-ERP-Document": "RE-4711"}))
+    outbox.attach(alias_row, "invoice-42.pdf", "application/pdf", PDF)
+    id_row = invoice(outbox, 1202, body_text=None, template="8675309")
+    check_equal(outbox.drain(), 0, "drain exit code")
+
+    requests = mock.requests()
+    check_equal([r["path"] for r in requests],
+                ["/email/withTemplate"] * 2, "paths")
+    bodies = bodies_by_outbox_id(mock)
+    alias = bodies.get(str(alias_row), [{}])[0]
+    attachments = alias.pop("Attachments", [])
+    row = outbox.row(alias_row)
+    check_equal(alias, {
+        "From": "Buchhaltung <billing@example.com>",
+        "To": "kunde@example.org",
+        "TemplateAlias": "invoice-reminder",
+        "TemplateModel": data,
+        "Headers": [{"Name": "X-ERP-Document", "Value": "RE-4711"},
+                    {"Name": "Message-ID",
+                     "Value": f"<{row['message_id']}>"}],
+        "Metadata": {"outbox_id": str(alias_row)},
+        "MessageStream": "outbound"}, "alias request body")
+    check_equal([base64.b64decode(a.get("Content", "")) for a in attachments],
+                [PDF], "attachment bytes")
+
+    by_id = bodies.get(str(id_row), [{}])[0]
+    check_equal(by_id.get("TemplateId"), 8675309, "TemplateId")
+    check_equal(by_id.get("TemplateModel"), {}, "empty TemplateModel")
+    check("Subject" not in by_id and "TextBody" not in by_id
+          and "TemplateAlias" not in by_id,
+          f"no Subject, TextBody or TemplateAlias in {by_id}")
+    check_equal([outbox.row(i)["status"] for i in (alias_row, id_row)],
+                ["sent", "sent"], "statuses")
+    mock.stop()
+
+
 test_invoice_arrives_intact()
+test_template()
 test_error_codes()
 test_bad_token_pauses_provider()
 test_sender_signature_pauses_provider()

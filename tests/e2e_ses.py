@@ -482,11 +482,112 @@ def test_large_attachment_accepted():
     mock.stop()
 
 
+def test_template_rendered_by_peer():
+    """aws-ses-v2-local renders a stored template with the row's
+    template_data, and keeps the row's attachment and header."""
+    directory = workdir()
+    peer = SesPeer()
+    template = {"TemplateName": "invoice-v2", "TemplateContent": {
+        "Subject": "Rechnung {{invoice}} – März",
+        "Text": "Summe {{total}} für {{kunde}}",
+        "Html": "<p>{{invoice}}: {{#each items}}{{sku}} {{/each}}</p>"}}
+    request = urllib.request.Request(
+        f"{peer.url}/v2/email/templates", data=json.dumps(template).encode(),
+        headers={"Content-Type": "application/json",
+                 "Authorization": "AWS4-HMAC-SHA256 Credential=e2e"})
+    with urllib.request.urlopen(request, timeout=10) as f:
+        check_equal(f.status, 200, "template created")
+    outbox = Outbox(directory, [ses(peer.url)])
+    data = {"invoice": "RE-4711", "total": "119.00", "kunde": "Müller",
+            "items": [{"sku": "A-1"}, {"sku": "B-2"}]}
+    row_id = invoice(outbox, 1211, body_text=None, subject=None,
+                     template="invoice-v2", template_data=json.dumps(data),
+                     headers=json.dumps({"X-Kostenstelle": "Küche 4"}))
+    outbox.attach(row_id, "Rechnung-4711.pdf", "application/pdf", PDF)
+    check_equal(outbox.drain(), 0, "drain exit code")
+
+    emails = peer.emails()
+    check_equal(len(emails), 1, "messages stored by the peer")
+    row = outbox.row(row_id)
+    check_equal(row["status"], "sent", "status")
+    if emails:
+        stored = emails[0]
+        check_equal(row["provider_message_id"], stored["messageId"],
+                    "provider_message_id is the peer's MessageId")
+        check_equal(parse_addresses(stored["from"]),
+                    [("Beispiel GmbH, Buchhaltung", "billing@example.com")],
+                    "from")
+        check_equal(stored["subject"], "Rechnung RE-4711 – März",
+                    "rendered subject")
+        check_equal(stored["body"], {"text": "Summe 119.00 für Müller",
+                                     "html": "<p>RE-4711: A-1 B-2 </p>"},
+                    "rendered bodies")
+        check_equal([(a["filename"], base64.b64decode(a["content"]))
+                     for a in stored["attachments"]],
+                    [("Rechnung-4711.pdf", PDF)], "attachment")
+        headers = {h["name"]: h["value"] for h in stored.get("headers") or []}
+        check_equal(decode_header_value(headers.get("X-Kostenstelle", "")),
+                    "Küche 4", "header, decoded")
+    peer.stop()
+
+
+def test_template():
+    """A row that names a template goes out as Template content with its
+    data as a JSON string, its header and its attachment. A row with more
+    headers than Template content can carry fails before any request."""
+    directory = workdir()
+    mock = canned_mock(directory)
+    outbox = Outbox(directory, [ses(mock.url)], concurrency=1,
+                    claim_batch=1)
+    data = {"invoice": "RE-4711", "total": 12.5, "kunde": "Müller"}
+    row_id = invoice(outbox, 1201, body_text=None, subject=None,
+                     template="invoice-v2", template_data=json.dumps(data),
+                     headers=json.dumps({"X-ERP-Document": "RE-4711"}))
+    outbox.attach(row_id, "rechnung.pdf", "application/pdf", PDF)
+    bare = invoice(outbox, 1202, body_text=None, template="welcome")
+    crowded = invoice(outbox, 1203, body_text=None, template="invoice-v2",
+                      headers=json.dumps({f"X-Extra-{i}": "v"
+                                          for i in range(16)}))
+    check_equal(outbox.drain(), 0, "drain exit code")
+
+    requests = mock.requests()
+    check_equal(len(requests), 2, "requests made")
+    bodies = [json.loads(r["body"]) for r in requests]
+    content = bodies[0].get("Content", {}) if bodies else {}
+    check_equal(list(content), ["Template"], "content type")
+    template = content.get("Template", {})
+    attachments = template.pop("Attachments", [])
+    data_text = template.pop("TemplateData", "{}")
+    check_equal(json.loads(data_text), data, "TemplateData")
+    check_equal(template, {
+        "TemplateName": "invoice-v2",
+        "Headers": [{"Name": "X-ERP-Document", "Value": "RE-4711"}]},
+        "Template content")
+    check_equal([(a.get("FileName"), base64.b64decode(a.get("RawContent")))
+                 for a in attachments], [("rechnung.pdf", PDF)],
+                "attachment")
+    second = bodies[1].get("Content", {}) if len(bodies) > 1 else {}
+    check_equal(second, {"Template": {"TemplateName": "welcome",
+                                      "TemplateData": "{}"}},
+                "template without data")
+    check_equal([outbox.row(i)["status"] for i in (row_id, bare)],
+                ["sent", "sent"], "statuses")
+    row = outbox.row(crowded)
+    check_equal(row["status"], "failed", "crowded row status")
+    check_equal(row["last_error_kind"], "invalid_template", "error kind")
+    check_equal(row["last_error"],
+                'template "invoice-v2": SES Template content cannot carry '
+                'more than 15 extra headers; send the row with body_text '
+                'or body_html instead', "last_error")
+    mock.stop()
+
+
 for test in (test_message_arrives_intact, test_raw_message_arrives_intact,
              test_one_request_for_to_cc_bcc,
              test_credentials_from_environment, test_throttling_and_quota,
              test_quota_waits_configured_delay, test_rejected_and_paused,
              test_tags_and_request_shape, test_size_caps,
-             test_large_attachment_accepted):
+             test_large_attachment_accepted, test_template,
+             test_template_rendered_by_peer):
     run_guarded(test)
 finish()

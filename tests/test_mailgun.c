@@ -228,6 +228,78 @@ static void test_full_form(void)
     outbox__mailgun_form_free(&form);
 }
 
+/* A template replaces text and html. An empty subject is left out, so
+ * that the template's own subject applies. */
+static void test_template_form(void)
+{
+    static const expected_part want[] = {
+        {"from", "\"Beispiel GmbH, Buchhaltung\" <billing@ex.com>", 0, NULL,
+         NULL},
+        {"to", "\"Meier, Anna\" <a.meier@example.org>", 0, NULL, NULL},
+        {"to", "J\xc3\xbcrgen Gro\xc3\x9f <j.gross@example.de>", 0, NULL,
+         NULL},
+        {"cc", "cc@example.org", 0, NULL, NULL},
+        {"bcc", "Archiv <archive@ex.com>", 0, NULL, NULL},
+        {"template", "invoice-reminder", 0, NULL, NULL},
+        {"t:variables", "{\"invoice\": \"RE-4711\", \"total\": 12.5}", 0,
+         NULL, NULL},
+        {"h:Reply-To", "Support <help@ex.com>, billing@ex.com", 0, NULL,
+         NULL},
+        {"h:List-Unsubscribe", "<https://ex.com/u/1>", 0, NULL, NULL},
+        {"h:X-Campaign", "q1", 0, NULL, NULL},
+        {"h:Message-Id", "<1101.k3j2@ex.com>", 0, NULL, NULL},
+        {"v:outbox_id", "1101", 0, NULL, NULL},
+        {"v:belegnr", "4711", 0, NULL, NULL},
+        {"v:event", "mahnung", 0, NULL, NULL},
+        {"attachment", "%PDF-1\0\xe2", 8, "rechnung.pdf", "application/pdf"},
+        {"inline", "\x89PNG", 4, "logo", "image/png"},
+    };
+    outbox_message message;
+    outbox_mailgun_form form;
+    outbox_error err = {{0}, {0}};
+
+    CHECK_CASE("template form");
+    init_full(&message);
+    message.subject = "";
+    message.body_text = NULL;
+    message.body_html = NULL;
+    message.template_name = "invoice-reminder";
+    message.template_data = "{\"invoice\": \"RE-4711\", \"total\": 12.5}";
+    CHECK_INT(outbox__mailgun_form_build(&form, &err, &message, 25000000),
+              OUTBOX_EOK);
+    check_parts(&form, want, sizeof(want) / sizeof(want[0]));
+
+    /* t:variables is not an h: or v: field, so the 16 kB cap on those
+     * does not count it. */
+    CHECK_INT(form.option_bytes, 171);
+    outbox__mailgun_form_free(&form);
+}
+
+/* A subject of the row is sent with the template. Without template_data
+ * there is no t:variables field. */
+static void test_template_subject_no_data(void)
+{
+    static const expected_part want[] = {
+        {"from", "no-reply@ex.com", 0, NULL, NULL},
+        {"to", "a@x.io", 0, NULL, NULL},
+        {"subject", "Hi", 0, NULL, NULL},
+        {"template", "welcome", 0, NULL, NULL},
+        {"v:outbox_id", "42", 0, NULL, NULL},
+    };
+    outbox_message message;
+    outbox_mailgun_form form;
+    outbox_error err = {{0}, {0}};
+
+    CHECK_CASE("template with subject, no data");
+    init_minimal(&message);
+    message.body_text = NULL;
+    message.template_name = "welcome";
+    CHECK_INT(outbox__mailgun_form_build(&form, &err, &message, 0),
+              OUTBOX_EOK);
+    check_parts(&form, want, sizeof(want) / sizeof(want[0]));
+    outbox__mailgun_form_free(&form);
+}
+
 static void test_name_quoting(void)
 {
     outbox_address to[] = {
@@ -961,6 +1033,8 @@ int main(void)
         return 1;
     test_minimal_form();
     test_full_form();
+    test_template_form();
+    test_template_subject_no_data();
     test_name_quoting();
     test_form_from_row();
     test_no_to_recipient();

@@ -184,6 +184,122 @@ static void test_full_body(void)
     cJSON_free(json);
 }
 
+/* A template by alias: TemplateAlias and TemplateModel replace Subject,
+ * TextBody and HtmlBody, and the rest of the message is sent as usual. */
+static void test_template_alias_body(void)
+{
+    outbox_message message;
+    outbox_error err = {{0}, {0}};
+    char *json = NULL;
+    size_t size = 0;
+
+    CHECK_CASE("template alias body");
+    init_full(&message);
+    message.subject = "";
+    message.body_text = NULL;
+    message.body_html = NULL;
+    message.metadata_count = 1;
+    message.template_name = "invoice-reminder";
+    message.template_data = "{\"invoice\": \"RE-4711\", \"total\": 12.5}";
+    CHECK_INT(outbox__postmark_body(&json, &size, &err, &message,
+                                    "outbound", NULL, 0),
+              OUTBOX_EOK);
+    CHECK_STR(json,
+              "{\"From\":\"\\\"Beispiel GmbH, Buchhaltung\\\" "
+              "<billing@ex.com>\","
+              "\"To\":\"\\\"Meier, Anna\\\" <a.meier@example.org>, "
+              "J\xc3\xbcrgen Gro\xc3\x9f <j.gross@example.de>\","
+              "\"Cc\":\"cc@example.org\","
+              "\"Bcc\":\"Archiv <archive@ex.com>\","
+              "\"ReplyTo\":\"Support <help@ex.com>, billing@ex.com\","
+              "\"TemplateAlias\":\"invoice-reminder\","
+              "\"TemplateModel\":{\"invoice\":\"RE-4711\",\"total\":12.5},"
+              "\"Headers\":["
+              "{\"Name\":\"List-Unsubscribe\","
+              "\"Value\":\"<https://ex.com/u/1>\"},"
+              "{\"Name\":\"X-Campaign\",\"Value\":\"q1\"},"
+              "{\"Name\":\"Message-ID\",\"Value\":\"<1101.k3j2@ex.com>\"}],"
+              "\"Metadata\":{\"outbox_id\":\"1101\",\"belegnr\":\"4711\"},"
+              "\"Attachments\":["
+              "{\"Name\":\"rechnung.pdf\",\"Content\":\"JVBERi0x\","
+              "\"ContentType\":\"application/pdf\"},"
+              "{\"Name\":\"logo.png\",\"Content\":\"iVBORw==\","
+              "\"ContentType\":\"image/png\",\"ContentID\":\"cid:logo\"}],"
+              "\"MessageStream\":\"outbound\"}");
+    CHECK_INT(size, json ? strlen(json) : 0);
+    cJSON_free(json);
+}
+
+typedef struct template_case {
+    char *name;            /* the template column */
+    char *data;            /* the template_data column */
+    const char *template;  /* the body's template keys, as printed */
+} template_case;
+
+/* Digits name a template by its numeric TemplateId, written without
+ * rounding. Anything else, a leading zero included, is an alias. */
+static const template_case template_cases[] = {
+    {"8675309", NULL, "\"TemplateId\":8675309,\"TemplateModel\":{}"},
+    {"12345678901234567890", "{}",
+     "\"TemplateId\":12345678901234567890,\"TemplateModel\":{}"},
+    {"0815", "{\"a\":[1,{\"b\":null}]}",
+     "\"TemplateAlias\":\"0815\",\"TemplateModel\":{\"a\":[1,{\"b\":null}]}"},
+    {"welcome-2", NULL,
+     "\"TemplateAlias\":\"welcome-2\",\"TemplateModel\":{}"},
+};
+
+static void test_template_id_or_alias(void)
+{
+    size_t count = sizeof(template_cases) / sizeof(template_cases[0]);
+
+    for (size_t i = 0; i < count; i++) {
+        outbox_message message;
+        outbox_error err = {{0}, {0}};
+        char *json = NULL;
+        size_t size = 0;
+        char want[256];
+
+        CHECK_CASE(template_cases[i].name);
+        init_minimal(&message);
+        message.subject = "";
+        message.body_text = NULL;
+        message.template_name = template_cases[i].name;
+        message.template_data = template_cases[i].data;
+        snprintf(want, sizeof(want),
+                 "{\"From\":\"no-reply@ex.com\",\"To\":\"a@x.io\",%s,"
+                 "\"Metadata\":{\"outbox_id\":\"42\"},"
+                 "\"MessageStream\":\"outbound\"}",
+                 template_cases[i].template);
+        CHECK_INT(outbox__postmark_body(&json, &size, &err, &message,
+                                        "outbound", NULL, 0),
+                  OUTBOX_EOK);
+        CHECK_STR(json, want);
+        cJSON_free(json);
+    }
+}
+
+/* The template data counts against max_message_bytes like a body. */
+static void test_template_too_large(void)
+{
+    outbox_message message;
+    outbox_error err = {{0}, {0}};
+    char *json = NULL;
+    size_t size = 0;
+
+    CHECK_CASE("template data too large");
+    init_minimal(&message);
+    message.subject = "";
+    message.body_text = NULL;
+    message.template_name = "invoice";
+    message.template_data = "{\"n\": \"0123456789\"}";
+    CHECK_INT(outbox__postmark_body(&json, &size, &err, &message,
+                                    "outbound", NULL, 18),
+              OUTBOX_ELIMIT);
+    CHECK_STR(err.kind, "message_too_large");
+    CHECK_CONTAINS(err.text, "message is 19 bytes encoded");
+    CHECK(json == NULL);
+}
+
 static void test_name_quoting(void)
 {
     outbox_address to[] = {
@@ -974,14 +1090,15 @@ static bool start_server(capture_server *server)
 }
 
 static void check_request_on_wire(const capture_server *server,
-                                  const outbox_message *message)
+                                  const outbox_message *message,
+                                  const char *request_line)
 {
     char *json = NULL;
     size_t size = 0;
     outbox_error err = {{0}, {0}};
     const char *body = strstr(server->request, "\r\n\r\n");
 
-    CHECK_CONTAINS(server->request, "POST /email HTTP/1.1\r\n");
+    CHECK_CONTAINS(server->request, request_line);
     CHECK_CONTAINS(server->request,
                    "\r\nX-Postmark-Server-Token: pm-token-1234\r\n");
     CHECK_CONTAINS(server->request, "\r\nContent-Type: application/json\r\n");
@@ -996,18 +1113,19 @@ static void check_request_on_wire(const capture_server *server,
     cJSON_free(json);
 }
 
-static void test_request_on_wire(void)
+/* Sends message through a provider whose base_url is a server on
+ * 127.0.0.1, and checks the request line, the headers and the body. */
+static void send_on_wire(const outbox_message *message,
+                         const char *request_line)
 {
     capture_server server;
     outbox_provider *provider;
-    outbox_message message;
     outbox_error err = {{0}, {0}};
     void *request = NULL;
     char base_url[64];
     CURL *easy;
     long status = 0;
 
-    CHECK_CASE("request on the wire");
     if (!start_server(&server)) {
         CHECK_FAIL("cannot listen on 127.0.0.1");
         return;
@@ -1016,12 +1134,10 @@ static void test_request_on_wire(void)
              server.port);
     provider = create_postmark(base_url, NULL, 10000000, NULL);
     easy = curl_easy_init();
-    init_full(&message);
-    message.metadata_count = 1;
     if (provider == NULL || easy == NULL)
         goto cleanup;
     CHECK_INT(outbox_provider_prepare(provider, &request, &err, easy,
-                                      &message),
+                                      message),
               OUTBOX_EOK);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, discard_body);
     CHECK_INT(curl_easy_perform(easy), CURLE_OK);
@@ -1031,10 +1147,29 @@ static void test_request_on_wire(void)
 cleanup:
     pthread_join(server.thread, NULL);
     close(server.listener);
-    check_request_on_wire(&server, &message);
+    check_request_on_wire(&server, message, request_line);
     outbox_provider_release(provider, request);
     curl_easy_cleanup(easy);
     outbox_provider_free(provider);
+}
+
+static void test_request_on_wire(void)
+{
+    outbox_message message;
+
+    CHECK_CASE("request on the wire");
+    init_full(&message);
+    message.metadata_count = 1;
+    send_on_wire(&message, "POST /email HTTP/1.1\r\n");
+
+    /* A template goes to its own endpoint, which the registry lets
+     * through because the provider renders templates. */
+    CHECK_CASE("template request on the wire");
+    init_minimal(&message);
+    message.subject = "";
+    message.body_text = NULL;
+    message.template_name = "4711";
+    send_on_wire(&message, "POST /email/withTemplate HTTP/1.1\r\n");
 }
 
 static void test_prepare_limits(void)
@@ -1099,6 +1234,9 @@ int main(void)
         return 1;
     test_minimal_body();
     test_full_body();
+    test_template_alias_body();
+    test_template_id_or_alias();
+    test_template_too_large();
     test_name_quoting();
     test_html_only_and_message_id();
     test_body_from_row();

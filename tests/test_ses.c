@@ -216,6 +216,144 @@ static void test_full_body(void)
     cJSON_free(json);
 }
 
+/* Template content: the template's name and data, then the headers and
+ * attachments as Simple content has them. The row's subject and bodies
+ * are left to the template. */
+static void test_template_body(void)
+{
+    outbox_ses_body_options options = {"prod", 41943040, NOW};
+    outbox_message message;
+    char *json;
+
+    CHECK_CASE("template body");
+    init_full(&message);
+    message.body_text = NULL;
+    message.body_html = NULL;
+    message.metadata_count = 1;
+    message.template_name = "invoice-v2";
+    message.template_data = "{\"invoice\": \"RE-4711\", \"total\": 12.5}";
+    json = build_body(&message, &options, NULL);
+    CHECK_STR(json,
+              "{\"FromEmailAddress\":"
+              "\"\\\"Beispiel GmbH, Buchhaltung\\\" <billing@ex.com>\","
+              "\"Destination\":{"
+              "\"ToAddresses\":[\"\\\"Meier, Anna\\\" <a.meier@example.org>\","
+              "\"=?UTF-8?B?SsO8cmdlbiBHcm/Dnw==?= <j.gross@example.de>\"],"
+              "\"CcAddresses\":[\"cc@example.org\"],"
+              "\"BccAddresses\":[\"Archiv <archive@ex.com>\"]},"
+              "\"ReplyToAddresses\":[\"Support <help@ex.com>\","
+              "\"billing@ex.com\"],"
+              "\"Content\":{\"Template\":{"
+              "\"TemplateName\":\"invoice-v2\","
+              "\"TemplateData\":\"{\\\"invoice\\\": \\\"RE-4711\\\", "
+              "\\\"total\\\": 12.5}\","
+              "\"Headers\":["
+              "{\"Name\":\"List-Unsubscribe\","
+              "\"Value\":\"<https://ex.com/u/1>\"},"
+              "{\"Name\":\"X-Kostenstelle\","
+              "\"Value\":\"=?UTF-8?B?S8O8Y2hlIDQ=?=\"}],"
+              "\"Attachments\":["
+              "{\"FileName\":\"rechnung.pdf\",\"RawContent\":\"JVBERi0x\","
+              "\"ContentType\":\"application/pdf\","
+              "\"ContentDisposition\":\"ATTACHMENT\"},"
+              "{\"FileName\":\"logo.png\",\"RawContent\":\"iVBORw==\","
+              "\"ContentType\":\"image/png\","
+              "\"ContentDisposition\":\"INLINE\",\"ContentId\":\"logo\"}]}},"
+              "\"EmailTags\":[{\"Name\":\"outbox_id\",\"Value\":\"1101\"},"
+              "{\"Name\":\"belegnr\",\"Value\":\"4711\"}],"
+              "\"ConfigurationSetName\":\"prod\"}");
+    cJSON_free(json);
+
+    /* Without template_data, TemplateData is an empty object, and an
+     * empty subject does not switch to Raw content. */
+    CHECK_CASE("template without data");
+    init_minimal(&message);
+    message.subject = "";
+    message.body_text = NULL;
+    message.template_name = "welcome";
+    json = build_body(&message, &no_options, NULL);
+    CHECK_STR(json,
+              "{\"FromEmailAddress\":\"no-reply@ex.com\","
+              "\"Destination\":{\"ToAddresses\":[\"a@x.io\"]},"
+              "\"Content\":{\"Template\":{\"TemplateName\":\"welcome\","
+              "\"TemplateData\":\"{}\"}},"
+              "\"EmailTags\":[{\"Name\":\"outbox_id\",\"Value\":\"42\"}]}");
+    cJSON_free(json);
+}
+
+/* What Template content cannot carry fails the message, because Raw
+ * content, the fallback of Simple content, cannot name a template. */
+static void test_template_limits(void)
+{
+    static char names[16][16];
+    static char big_data[OUTBOX_SES_MAX_TEMPLATE_DATA + 2];
+    static char long_name[300];
+    outbox_attachment attachment = {long_name, "application/pdf", NULL,
+                                    pdf_bytes, 6};
+    outbox_field headers[16];
+    outbox_message message;
+    outbox_error err = {{0}, {0}};
+    char *json = NULL;
+    size_t size = 0;
+
+    CHECK_CASE("template with 16 headers");
+    for (int i = 0; i < 16; i++) {
+        snprintf(names[i], sizeof(names[i]), "X-Extra-%d", i);
+        headers[i] = (outbox_field){names[i], "v"};
+    }
+    init_minimal(&message);
+    message.template_name = "invoice-v2";
+    message.headers = headers;
+    message.header_count = 16;
+    CHECK_INT(outbox__ses_body(&json, &size, &err, &message, &no_options,
+                               NULL),
+              OUTBOX_EINVAL);
+    CHECK_STR(err.kind, "invalid_template");
+    CHECK_STR(err.text, "template \"invoice-v2\": SES Template content "
+                        "cannot carry more than 15 extra headers; send the "
+                        "row with body_text or body_html instead");
+    CHECK(json == NULL);
+
+    CHECK_CASE("template with a long attachment name");
+    memset(long_name, 'n', 256);
+    init_minimal(&message);
+    message.template_name = "invoice-v2";
+    message.attachments = &attachment;
+    message.attachment_count = 1;
+    err = (outbox_error){{0}, {0}};
+    CHECK_INT(outbox__ses_body(&json, &size, &err, &message, &no_options,
+                               NULL),
+              OUTBOX_EINVAL);
+    CHECK_STR(err.kind, "invalid_template");
+    CHECK_CONTAINS(err.text, "cannot carry an attachment name empty or over "
+                             "255 bytes");
+    CHECK(json == NULL);
+
+    /* {"k":"vvv...v"}: 8 bytes of frame around the value. */
+    CHECK_CASE("template data over the cap");
+    memset(big_data, 'v', sizeof(big_data) - 1);
+    memcpy(big_data, "{\"k\":\"", 6);
+    memcpy(big_data + sizeof(big_data) - 3, "\"}", 2);
+    init_minimal(&message);
+    message.template_name = "invoice-v2";
+    message.template_data = big_data;
+    err = (outbox_error){{0}, {0}};
+    CHECK_INT(outbox__ses_body(&json, &size, &err, &message, &no_options,
+                               NULL),
+              OUTBOX_ELIMIT);
+    CHECK_STR(err.kind, "limit_exceeded");
+    CHECK_STR(err.text, "template_data has 262145 bytes, over the SES cap "
+                        "of 262144 bytes for TemplateData");
+    CHECK(json == NULL);
+
+    CHECK_CASE("template data at the cap");
+    big_data[sizeof(big_data) - 3] = 'v';
+    memcpy(big_data + sizeof(big_data) - 4, "\"}", 3);
+    json = build_body(&message, &no_options, NULL);
+    CHECK_CONTAINS(json, "\"TemplateData\":\"{\\\"k\\\":\\\"vvv");
+    cJSON_free(json);
+}
+
 static void test_metadata_tags(void)
 {
     static char long_value[400];
@@ -479,17 +617,6 @@ static void test_too_many_recipients(void)
     CHECK_STR(err.kind, "limit_exceeded");
     CHECK_CONTAINS(err.text, "51 recipients in to, cc and bcc, over the SES "
                              "cap of 50");
-
-    CHECK_CASE("template not sent");
-    init_minimal(&message);
-    message.template_name = "invoice-v2";
-    err = (outbox_error){{0}, {0}};
-    CHECK_INT(outbox__ses_body(&json, &size, &err, &message, &no_options,
-                               NULL),
-              OUTBOX_EINVAL);
-    CHECK_STR(err.kind, "invalid_template");
-    CHECK_CONTAINS(err.text, "template \"invoice-v2\"");
-    CHECK(json == NULL);
 
     CHECK_CASE("50 recipients");
     init_minimal(&message);
@@ -1182,6 +1309,8 @@ int main(void)
         return 1;
     test_minimal_body();
     test_full_body();
+    test_template_body();
+    test_template_limits();
     test_metadata_tags();
     test_raw_for_many_headers();
     test_raw_content_triggers();
