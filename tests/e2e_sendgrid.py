@@ -1,6 +1,7 @@
 """End to end through SendGrid's API on a mock provider: what each response
 does to the row, the attempt history and the requests that were made."""
 
+import base64
 import json
 import time
 
@@ -62,6 +63,42 @@ def test_accepted():
                           "FROM delivery_status WHERE reference = 'INV-2'")
     check_equal(status[0]["status"], "sent", "delivery_status for INV-2")
     check(API_KEY not in outbox.log_text(), "API key never logged")
+    mock.stop()
+
+
+def test_invoice_arrives_intact():
+    """A PDF attachment, a non-ASCII subject and display names with a
+    comma reach SendGrid unchanged."""
+    directory = workdir()
+    mock = Mock(directory)
+    outbox = Outbox(directory, [sendgrid(mock.url)])
+    pdf = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n" + bytes(range(256)) + b"\n%%EOF\n"
+    row_id = invoice(outbox, 42,
+                     sender='"Muster GmbH, Buchhaltung" <billing@example.com>',
+                     recipients='"Meier, Anna" <anna.meier@example.org>',
+                     subject="Rechnung für März – Nr. 42")
+    outbox.attach(row_id, "Rechnung 42.pdf", "application/pdf", pdf)
+    check_equal(outbox.drain(), 0, "drain exit code")
+
+    requests = mock.requests()
+    check_equal(len(requests), 1, "requests made")
+    body = json.loads(requests[0]["body"]) if requests else {}
+    check_equal(body.get("subject"), "Rechnung für März – Nr. 42", "subject")
+    check_equal(body.get("from"), {"email": "billing@example.com",
+                                   "name": "Muster GmbH, Buchhaltung"},
+                "from")
+    check_equal(body.get("personalizations", [{}])[0].get("to"),
+                [{"email": "anna.meier@example.org",
+                  "name": '"Meier, Anna"'}],
+                "to, the name quoted as SendGrid requires for a comma")
+    attachments = body.get("attachments", [])
+    check_equal(len(attachments), 1, "attachments")
+    if attachments:
+        check_equal(attachments[0]["filename"], "Rechnung 42.pdf", "filename")
+        check_equal(attachments[0]["type"], "application/pdf", "type")
+        check_equal(base64.b64decode(attachments[0]["content"]), pdf,
+                    "PDF bytes")
+    check_equal(outbox.row(row_id)["status"], "sent", "status")
     mock.stop()
 
 
@@ -279,6 +316,7 @@ def test_dynamic_template():
 
 
 test_accepted()
+test_invoice_arrives_intact()
 test_dynamic_template()
 test_rejected()
 test_bad_key_pauses_provider()
