@@ -67,6 +67,7 @@ typedef struct connection {
     bool in_worker;             /* a JOB_EVENTS job carries this request */
     bool closing;
 
+    char peer[64];              /* the client's address, as text */
     char path[LISTENER_MAX_PATH + 1];
     size_t path_length;
     char field[64];
@@ -319,6 +320,7 @@ static int on_message_complete(llhttp_t *parser)
 static void read_request(const connection *c, webhook_request *request)
 {
     memset(request, 0, sizeof(*request));
+    request->peer = c->peer[0] != '\0' ? c->peer : NULL;
     request->content_type = c->seen[SLOT_CONTENT_TYPE]
                                 ? c->values[SLOT_CONTENT_TYPE] : NULL;
     request->authorization = c->seen[SLOT_AUTHORIZATION]
@@ -615,6 +617,22 @@ static void on_timeout(uv_timer_t *timer)
                        "read_timeout_seconds");
 }
 
+/* Writes the client's address into c->peer, or leaves it empty. */
+static void read_peer(connection *c)
+{
+    struct sockaddr_storage address;
+    int length = sizeof(address);
+
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&address, &length)
+        != 0)
+        return;
+    if (address.ss_family == AF_INET)
+        uv_ip4_name((struct sockaddr_in *)&address, c->peer, sizeof(c->peer));
+    else if (address.ss_family == AF_INET6)
+        uv_ip6_name((struct sockaddr_in6 *)&address, c->peer,
+                    sizeof(c->peer));
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     struct listener *l = server->data;
@@ -642,6 +660,7 @@ static void on_connection(uv_stream_t *server, int status)
         connection_close(c);
         return;
     }
+    read_peer(c);
     llhttp_init(&c->parser, HTTP_REQUEST, &l->settings);
     c->parser.data = c;
     uv_timer_start(&c->timer, on_timeout,

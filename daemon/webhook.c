@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
@@ -28,7 +29,8 @@ typedef struct webhook_keys {
     const char *secret;          /* value in config */
     const char *secret_env;      /* or the environment variable it names */
     const char *username;        /* Postmark only */
-    const char *folder;          /* SES only: the certificate folder */
+    /* SES: the certificate folder; Postmark: the allowed addresses. */
+    const char *extra;
 } webhook_keys;
 
 static const webhook_keys known_types[] = {
@@ -36,7 +38,7 @@ static const webhook_keys known_types[] = {
     {"mailgun", "webhook_signing_key", "webhook_signing_key_env", NULL,
      NULL},
     {"postmark", "webhook_password", "webhook_password_env",
-     "webhook_username", NULL},
+     "webhook_username", "webhook_allow_from"},
     {"ses", "webhook_topic_arn", NULL, NULL, "webhook_certificate_folder"},
 };
 
@@ -81,7 +83,7 @@ static outbox_err check_keys(outbox_error *err, const char *name,
 
         if (strncmp(key, "webhook_", 8) != 0 || strcmp(key, INSECURE_KEY) == 0
             || key_is(key, keys->secret) || key_is(key, keys->secret_env)
-            || key_is(key, keys->username) || key_is(key, keys->folder))
+            || key_is(key, keys->username) || key_is(key, keys->extra))
             continue;
         return outbox_error_set(err, OUTBOX_ECONFIG, "config",
                                 "provider \"%s\": unknown key \"%s\" for a "
@@ -127,6 +129,47 @@ static outbox_err read_secret(webhook_endpoint *endpoint, outbox_error *err,
     return copy_string(&endpoint->secret, err, text);
 }
 
+/* Reads the optional list of addresses a Postmark webhook may come from. */
+static outbox_err read_allow_from(webhook_endpoint *endpoint,
+                                  outbox_error *err, const cJSON *provider,
+                                  const char *key)
+{
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(provider, key);
+    const cJSON *item;
+    size_t count = 0;
+
+    if (list == NULL)
+        return OUTBOX_EOK;
+    if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) == 0
+        || cJSON_GetArraySize(list) > 256)
+        return outbox_error_set(err, OUTBOX_ECONFIG, "config",
+                                "provider \"%s\": \"%s\" must be a list of "
+                                "1 to 256 IP addresses", endpoint->provider,
+                                key);
+    endpoint->allow_from = calloc((size_t)cJSON_GetArraySize(list),
+                                  sizeof(char *));
+    if (endpoint->allow_from == NULL)
+        return outbox_error_set(err, OUTBOX_ENOMEM, "config",
+                                "out of memory");
+    cJSON_ArrayForEach(item, list)
+    {
+        unsigned char address[16];
+
+        if (!cJSON_IsString(item)
+            || (inet_pton(AF_INET, item->valuestring, address) != 1
+                && inet_pton(AF_INET6, item->valuestring, address) != 1))
+            return outbox_error_set(err, OUTBOX_ECONFIG, "config",
+                                    "provider \"%s\": \"%s\" entry %zu is "
+                                    "not an IP address", endpoint->provider,
+                                    key, count + 1);
+        if (copy_string(&endpoint->allow_from[count], err, item->valuestring)
+            != OUTBOX_EOK)
+            return OUTBOX_ENOMEM;
+        endpoint->allow_from_count = ++count;
+    }
+    return OUTBOX_EOK;
+}
+
 static outbox_err load_endpoint(webhook_endpoint *endpoint, outbox_error *err,
                                 const cJSON *provider, int max_age)
 {
@@ -159,6 +202,8 @@ static outbox_err load_endpoint(webhook_endpoint *endpoint, outbox_error *err,
     endpoint->insecure = cJSON_IsTrue(insecure);
     snprintf(path, sizeof(path), "/webhooks/%s", name);
     rc = copy_string(&endpoint->path, err, path);
+    if (rc == OUTBOX_EOK && strcmp(keys->type, "postmark") == 0)
+        rc = read_allow_from(endpoint, err, provider, keys->extra);
     if (rc != OUTBOX_EOK || endpoint->insecure)
         return rc;
 
@@ -173,15 +218,15 @@ static outbox_err load_endpoint(webhook_endpoint *endpoint, outbox_error *err,
                                     "\"%s\"", name, keys->username);
         rc = copy_string(&endpoint->username, err, user->valuestring);
     }
-    if (rc == OUTBOX_EOK && keys->folder != NULL) {
+    if (rc == OUTBOX_EOK && strcmp(keys->type, "ses") == 0) {
         const cJSON *folder = cJSON_GetObjectItemCaseSensitive(provider,
-                                                               keys->folder);
+                                                               keys->extra);
 
         if (folder != NULL
             && (!cJSON_IsString(folder) || folder->valuestring[0] == '\0'))
             return outbox_error_set(err, OUTBOX_ECONFIG, "config",
                                     "provider \"%s\": \"%s\" must be a "
-                                    "folder name", name, keys->folder);
+                                    "folder name", name, keys->extra);
         if (folder != NULL)
             rc = copy_string(&endpoint->certificate_folder, err,
                              folder->valuestring);
@@ -232,6 +277,9 @@ void webhook_endpoints_free(webhook_endpoints *endpoints)
         free(endpoint->secret);
         free(endpoint->username);
         free(endpoint->certificate_folder);
+        for (size_t j = 0; j < endpoint->allow_from_count; j++)
+            free(endpoint->allow_from[j]);
+        free(endpoint->allow_from);
         for (size_t j = 0; j < endpoint->certificate_count; j++) {
             free(endpoint->certificates[j].url);
             free(endpoint->certificates[j].pem);
@@ -286,10 +334,28 @@ static outbox_err check_mailgun(const webhook_endpoint *endpoint,
     return rc;
 }
 
+/* True if the endpoint has no allow list, or peer is on it. */
+static bool peer_allowed(const webhook_endpoint *endpoint, const char *peer)
+{
+    if (endpoint->allow_from_count == 0)
+        return true;
+    for (size_t i = 0; peer != NULL && i < endpoint->allow_from_count; i++) {
+        if (strcmp(endpoint->allow_from[i], peer) == 0)
+            return true;
+    }
+    return false;
+}
+
 static outbox_err check_request(const webhook_endpoint *endpoint,
                                 const webhook_request *request, int max_age,
                                 outbox_error *err)
 {
+    /* An allow list applies even without the other checks. */
+    if (!peer_allowed(endpoint, request->peer))
+        return outbox_error_set(err, OUTBOX_EINVAL, "forbidden_source",
+                                "source address %s is not in "
+                                "webhook_allow_from",
+                                request->peer ? request->peer : "(unknown)");
     if (endpoint->insecure)
         return OUTBOX_EOK;
     if (strcmp(endpoint->type, "sendgrid") == 0) {
@@ -320,7 +386,7 @@ int webhook_accept(const webhook_endpoint *endpoint,
         return 415;
     }
     if (check_request(endpoint, request, max_age, err) != OUTBOX_EOK)
-        return 401;
+        return strcmp(err->kind, "forbidden_source") == 0 ? 403 : 401;
     if (strcmp(endpoint->type, "sendgrid") == 0)
         rc = outbox_events_parse_sendgrid(batch, err, request->body,
                                           request->body_size);

@@ -12,6 +12,7 @@
 
 /* Headers of a webhook request that the checks read; NULL when absent. */
 typedef struct webhook_request {
+    const char *peer;            /* the connecting address, as text */
     const char *content_type;
     const char *authorization;
     const char *signature;       /* X-Twilio-Email-Event-Webhook-Signature */
@@ -37,6 +38,8 @@ typedef struct webhook_endpoint {
     char *secret;                /* key, signing key, password, topic ARN */
     char *username;              /* Postmark's basic auth user */
     bool insecure;               /* webhook_insecure_skip_verification */
+    char **allow_from;           /* Postmark: source addresses, or NULL */
+    size_t allow_from_count;
     outbox_token_cache *tokens;  /* Mailgun's replay protection */
     char *certificate_folder;    /* SES: where fetched certificates stay */
     webhook_certificate certificates[WEBHOOK_CERTIFICATES_MAX];

@@ -100,8 +100,13 @@ def setup(directory):
     postmark = {"name": "postmark", "type": "postmark",
                 "base_url": mock.url, "api_key": "pm-test-token",
                 "webhook_username": POSTMARK_USER,
-                "webhook_password": POSTMARK_PASSWORD}
-    outbox = Outbox(directory, [provider, postmark],
+                "webhook_password": POSTMARK_PASSWORD,
+                "webhook_allow_from": ["127.0.0.1"]}
+    # The same Postmark server, allowed only from an address the test
+    # never uses.
+    elsewhere = dict(postmark, name="postmark_elsewhere",
+                     webhook_allow_from=["192.0.2.10"])
+    outbox = Outbox(directory, [provider, postmark, elsewhere],
                     default_provider="sendgrid",
                     busy_timeout_ms=300,
                     webhooks={"port": 0, "read_timeout_seconds": 1,
@@ -264,6 +269,11 @@ def test_bad_requests_change_nothing():
         {"Content-Type": "application/json",
          "Authorization": authorization})[0], 200,
         "Postmark with the right credentials")
+    check_equal(post(port, "/webhooks/postmark_elsewhere",
+                     b'{"RecordType":"Open"}',
+                     {"Content-Type": "application/json",
+                      "Authorization": authorization})[0], 403,
+                "Postmark from an address not in webhook_allow_from")
     check_equal(count(outbox, "SELECT count(*) AS n FROM delivery_event"),
                 3, "events stored from good requests")
     daemon.terminate()

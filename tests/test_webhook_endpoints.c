@@ -15,7 +15,8 @@ static void endpoints_from_config(void)
         " {\"name\": \"mg\", \"type\": \"mailgun\", \"domain\": \"d\","
         "  \"webhook_signing_key_env\": \"OUTBOX_TEST_MAILGUN_KEY\"},"
         " {\"name\": \"pm\", \"type\": \"postmark\","
-        "  \"webhook_insecure_skip_verification\": true},"
+        "  \"webhook_insecure_skip_verification\": true,"
+        "  \"webhook_allow_from\": [\"3.134.147.250\", \"::1\"]},"
         " {\"name\": \"disk\", \"type\": \"file\", \"folder\": \"x\"}]";
     cJSON *providers = cJSON_Parse(text);
     webhook_endpoints endpoints;
@@ -34,6 +35,8 @@ static void endpoints_from_config(void)
         CHECK(endpoints.items[1].tokens != NULL);
         CHECK(endpoints.items[2].insecure);
         CHECK(endpoints.items[2].secret == NULL);
+        CHECK_INT(endpoints.items[2].allow_from_count, 2);
+        CHECK_STR(endpoints.items[2].allow_from[1], "::1");
     }
     CHECK(webhook_find(&endpoints, "/webhooks/mg") == &endpoints.items[1]);
     CHECK(webhook_find(&endpoints, "/webhooks/disk") == NULL);
@@ -67,6 +70,12 @@ static void errors(void)
          "[{\"name\": \"pm\", \"type\": \"postmark\", "
          "  \"webhook_password\": \"p\"}]",
          "provider \"pm\": the webhook needs \"webhook_username\""},
+        {"allow_from not an address",
+         "[{\"name\": \"pm\", \"type\": \"postmark\", "
+         "  \"webhook_insecure_skip_verification\": true, "
+         "  \"webhook_allow_from\": [\"10.0.0.1\", \"postmark.com\"]}]",
+         "provider \"pm\": \"webhook_allow_from\" entry 2 is not an IP "
+         "address"},
         {"insecure not a bool",
          "[{\"name\": \"pm\", \"type\": \"postmark\", "
          "  \"webhook_insecure_skip_verification\": \"yes\"}]",
