@@ -4,9 +4,9 @@
  *
  * Message is a JSON string that contains the SES event, so it is parsed a
  * second time. A proxy may already have unwrapped it into an object, which
- * is read the same way. SES names the type in "notificationType" (identity notifications)
- * or in "eventType" (configuration-set event publishing), and the rest of
- * the event is the same in both.
+ * is read the same way. SES names the type in "notificationType"
+ * (identity notifications) or in "eventType" (configuration-set event
+ * publishing), and the rest of the event is the same in both.
  *
  * One SES event gives one outbox_event per recipient it names:
  *   Bounce           bounced, per bounce.bouncedRecipients; bounceType

@@ -6,9 +6,9 @@
  * (the outbox id, which webhook events carry back, and the metadata), then
  * from, reply_to or reply_to_list, subject, template_id, content,
  * attachments and headers. A template's data goes into the personalization
- * as dynamic_template_data. Keys whose list or object would be empty are left out. The
- * bodies and the base64 attachments are referred to, not copied, while the
- * tree is printed.
+ * as dynamic_template_data. Keys whose list or object would be empty are
+ * left out. The bodies and the base64 attachments are referred to, not
+ * copied, while the tree is printed.
  */
 #include <limits.h>
 #include <stdio.h>

@@ -105,8 +105,8 @@ static char *read_response_file(const char *path)
     }
     len = fread(data, 1, MOCK_MAX_RESPONSE_FILE_BYTES + 1, file);
     if (ferror(file) || len > MOCK_MAX_RESPONSE_FILE_BYTES) {
-        fprintf(stderr, "mock_provider: cannot read response file %s: read error "
-                        "or longer than %d bytes\n", path,
+        fprintf(stderr, "mock_provider: cannot read response file %s: "
+                        "read error or longer than %d bytes\n", path,
                 MOCK_MAX_RESPONSE_FILE_BYTES);
         goto fail;
     }
@@ -139,8 +139,8 @@ static int parse_response(const char *path, const char *data,
     if (end > data && end[-1] == '\r')
         end--;
     if (parse_number(data, end, 599, &status) != 0 || status < 100) {
-        fprintf(stderr, "mock_provider: response file %s: the first line must be "
-                        "a status from 100 to 599\n", path);
+        fprintf(stderr, "mock_provider: response file %s: the first line "
+                        "must be a status from 100 to 599\n", path);
         return -1;
     }
     step->status = (int)status;
