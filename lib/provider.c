@@ -399,3 +399,65 @@ outbox_err outbox__provider_secret(char **out, outbox_error *err,
                                 "provider \"%s\": out of memory", name);
     return OUTBOX_EOK;
 }
+
+/* ------------------------------------------------------------------ */
+/* Config helpers                                                      */
+/* ------------------------------------------------------------------ */
+
+outbox_err outbox__provider_whole_number(double *out, outbox_error *err,
+                                         const char *name,
+                                         const cJSON *config,
+                                         const char *key, double fallback,
+                                         double min, double max)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(config, key);
+    double value;
+
+    *out = fallback;
+    if (item == NULL)
+        return OUTBOX_EOK;
+    value = cJSON_IsNumber(item) ? item->valuedouble : -1.0;
+    if (!cJSON_IsNumber(item) || value < min || value > max
+        || value != (double)(long long)value)
+        return outbox_error_set(err, OUTBOX_ECONFIG, "config",
+                                "provider \"%s\": invalid \"%s\": expected "
+                                "a whole number from %.0f to %.0f",
+                                name, key, min, max);
+    *out = value;
+    return OUTBOX_EOK;
+}
+
+bool outbox__starts_with_ignoring_case(const char *text, const char *prefix)
+{
+    for (; *prefix != '\0'; text++, prefix++) {
+        char a = *text;
+        char b = *prefix;
+
+        if (a >= 'A' && a <= 'Z')
+            a = (char)(a - 'A' + 'a');
+        if (b >= 'A' && b <= 'Z')
+            b = (char)(b - 'A' + 'a');
+        if (a != b)
+            return false;
+    }
+    return true;
+}
+
+bool outbox__provider_url_valid(const char *url)
+{
+    const char *host;
+
+    if (outbox__starts_with_ignoring_case(url, "https://"))
+        host = url + 8;
+    else if (outbox__starts_with_ignoring_case(url, "http://"))
+        host = url + 7;
+    else
+        return false;
+    if (*host == '\0' || *host == '/')
+        return false;
+    for (const char *p = url; *p != '\0'; p++) {
+        if (*p <= ' ' || *p >= 0x7F || *p == '?' || *p == '#')
+            return false;
+    }
+    return true;
+}

@@ -69,6 +69,26 @@ outbox_err outbox__provider_secret(char **out, outbox_error *err,
 bool outbox__classify_common(outbox_result *result,
                              const outbox_response *response);
 
+/*
+ * Reads config[key] as a whole number in [min, max] into *out, or fallback
+ * when the key is absent. Fails with an error naming the provider, the key
+ * and the range.
+ */
+outbox_err outbox__provider_whole_number(double *out, outbox_error *err,
+                                         const char *name,
+                                         const struct cJSON *config,
+                                         const char *key, double fallback,
+                                         double min, double max);
+
+/* True if url is http(s)://host... (scheme in any case) in printable
+ * ASCII. A query or a fragment is rejected because it would end up before
+ * the provider's path. */
+bool outbox__provider_url_valid(const char *url);
+
+/* True if text starts with prefix, compared without regard to ASCII
+ * case. */
+bool outbox__starts_with_ignoring_case(const char *text, const char *prefix);
+
 /* Copies up to 1 KB of a response body into text, for last_error. */
 void outbox__body_excerpt(char *text, size_t size,
                           const outbox_response *response);

@@ -82,42 +82,6 @@ typedef struct mailgun_request {
 /* Config                                                              */
 /* ------------------------------------------------------------------ */
 
-static bool starts_with_ignoring_case(const char *text, const char *prefix)
-{
-    size_t length = strlen(prefix);
-
-    for (size_t i = 0; i < length; i++) {
-        char c = text[i];
-
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c - 'A' + 'a');
-        if (c != prefix[i])
-            return false;
-    }
-    return true;
-}
-
-/* Returns true if url is http(s)://host... in printable ASCII. A query or
- * a fragment is rejected because it would end up before the API path. */
-static bool base_url_is_valid(const char *url)
-{
-    const char *host;
-
-    if (starts_with_ignoring_case(url, "https://"))
-        host = url + 8;
-    else if (starts_with_ignoring_case(url, "http://"))
-        host = url + 7;
-    else
-        return false;
-    if (*host == '\0' || *host == '/')
-        return false;
-    for (const char *p = url; *p != '\0'; p++) {
-        if (*p <= ' ' || *p >= 0x7F || *p == '?' || *p == '#')
-            return false;
-    }
-    return true;
-}
-
 /* A domain goes into the URL path as it is, so only the characters of
  * DNS names are accepted: letters, digits, '-' and '.' between labels. */
 static bool domain_is_valid(const char *domain)
@@ -169,7 +133,8 @@ outbox_err outbox__mailgun_url(char **out, outbox_error *err,
     if (base == NULL)
         return OUTBOX_ECONFIG;
     if (item != NULL) {
-        if (!cJSON_IsString(item) || !base_url_is_valid(item->valuestring))
+        if (!cJSON_IsString(item)
+            || !outbox__provider_url_valid(item->valuestring))
             return outbox_error_set(err, OUTBOX_ECONFIG, "config",
                                     "provider \"%s\": invalid \"base_url\": "
                                     "expected http:// or https:// and a "
@@ -208,51 +173,30 @@ outbox_err outbox__mailgun_url(char **out, outbox_error *err,
     return OUTBOX_EOK;
 }
 
-/* Reads config[key] as a whole number in [min, max], or fallback. */
-static outbox_err read_whole_number(double *out, outbox_error *err,
-                                    const char *name, const cJSON *config,
-                                    const char *key, double fallback,
-                                    double min, double max)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(config, key);
-    double value;
-
-    *out = fallback;
-    if (item == NULL)
-        return OUTBOX_EOK;
-    value = cJSON_IsNumber(item) ? item->valuedouble : -1.0;
-    if (!cJSON_IsNumber(item) || value < min || value > max
-        || value != (double)(long long)value)
-        return outbox_error_set(err, OUTBOX_ECONFIG, "config",
-                                "provider \"%s\": invalid \"%s\": expected "
-                                "a whole number from %.0f to %.0f",
-                                name, key, min, max);
-    *out = value;
-    return OUTBOX_EOK;
-}
-
 static outbox_err read_limits(mailgun_state *state, outbox_error *err,
                               const cJSON *config)
 {
     double value;
     outbox_err rc;
 
-    rc = read_whole_number(&value, err, state->name, config,
-                           "timeout_seconds", MAILGUN_DEFAULT_TIMEOUT, 1,
-                           MAILGUN_MAX_TIMEOUT);
+    rc = outbox__provider_whole_number(&value, err, state->name, config,
+                                       "timeout_seconds",
+                                       MAILGUN_DEFAULT_TIMEOUT, 1,
+                                       MAILGUN_MAX_TIMEOUT);
     if (rc != OUTBOX_EOK)
         return rc;
     state->timeout = (long)value;
-    rc = read_whole_number(&value, err, state->name, config,
-                           "connect_timeout_seconds",
-                           MAILGUN_DEFAULT_CONNECT_TIMEOUT, 1,
-                           MAILGUN_MAX_TIMEOUT);
+    rc = outbox__provider_whole_number(&value, err, state->name, config,
+                                       "connect_timeout_seconds",
+                                       MAILGUN_DEFAULT_CONNECT_TIMEOUT, 1,
+                                       MAILGUN_MAX_TIMEOUT);
     if (rc != OUTBOX_EOK)
         return rc;
     state->connect_timeout = (long)value;
-    rc = read_whole_number(&value, err, state->name, config,
-                           "max_message_bytes", MAILGUN_DEFAULT_MAX_MESSAGE,
-                           0, MAILGUN_MAX_CONFIG_NUMBER);
+    rc = outbox__provider_whole_number(&value, err, state->name, config,
+                                       "max_message_bytes",
+                                       MAILGUN_DEFAULT_MAX_MESSAGE, 0,
+                                       MAILGUN_MAX_CONFIG_NUMBER);
     if (rc != OUTBOX_EOK)
         return rc;
     state->max_message_bytes = (size_t)value;

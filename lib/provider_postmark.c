@@ -70,46 +70,6 @@ typedef struct postmark_request {
 /* Config                                                              */
 /* ------------------------------------------------------------------ */
 
-/* Returns the length of the http:// or https:// prefix of url, any case,
- * or 0 when it has neither. */
-static size_t scheme_length(const char *url)
-{
-    static const char *const schemes[] = {"https://", "http://"};
-
-    for (size_t i = 0; i < 2; i++) {
-        size_t length = strlen(schemes[i]);
-        size_t matched = 0;
-
-        while (matched < length && url[matched] != '\0') {
-            char c = url[matched];
-
-            if (c >= 'A' && c <= 'Z')
-                c = (char)(c - 'A' + 'a');
-            if (c != schemes[i][matched])
-                break;
-            matched++;
-        }
-        if (matched == length)
-            return length;
-    }
-    return 0;
-}
-
-/* Returns true if url is http(s)://host... in printable ASCII. A query or
- * a fragment is rejected because it would end up before the send path. */
-static bool base_url_is_valid(const char *url)
-{
-    size_t prefix = scheme_length(url);
-
-    if (prefix == 0 || url[prefix] == '\0' || url[prefix] == '/')
-        return false;
-    for (const char *p = url; *p != '\0'; p++) {
-        if (*p <= ' ' || *p >= 0x7F || *p == '?' || *p == '#')
-            return false;
-    }
-    return true;
-}
-
 static outbox_err read_base_url(postmark_state *state, outbox_error *err,
                                 const cJSON *config)
 {
@@ -118,7 +78,8 @@ static outbox_err read_base_url(postmark_state *state, outbox_error *err,
     size_t length;
 
     if (item != NULL) {
-        if (!cJSON_IsString(item) || !base_url_is_valid(item->valuestring))
+        if (!cJSON_IsString(item)
+            || !outbox__provider_url_valid(item->valuestring))
             return outbox_error_set(err, OUTBOX_ECONFIG, "config",
                                     "provider \"%s\": invalid \"base_url\": "
                                     "expected http:// or https:// and a "
@@ -176,51 +137,30 @@ static outbox_err read_stream(postmark_state *state, outbox_error *err,
     return state->stream != NULL ? OUTBOX_EOK : OUTBOX_ENOMEM;
 }
 
-/* Reads config[key] as a whole number in [min, max], or fallback. */
-static outbox_err read_whole_number(double *out, outbox_error *err,
-                                    const char *name, const cJSON *config,
-                                    const char *key, double fallback,
-                                    double min, double max)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(config, key);
-    double value;
-
-    *out = fallback;
-    if (item == NULL)
-        return OUTBOX_EOK;
-    value = cJSON_IsNumber(item) ? item->valuedouble : -1.0;
-    if (!cJSON_IsNumber(item) || value < min || value > max
-        || value != (double)(long long)value)
-        return outbox_error_set(err, OUTBOX_ECONFIG, "config",
-                                "provider \"%s\": invalid \"%s\": expected "
-                                "a whole number from %.0f to %.0f",
-                                name, key, min, max);
-    *out = value;
-    return OUTBOX_EOK;
-}
-
 static outbox_err read_limits(postmark_state *state, outbox_error *err,
                               const cJSON *config)
 {
     double value;
     outbox_err rc;
 
-    rc = read_whole_number(&value, err, state->name, config,
-                           "timeout_seconds", POSTMARK_DEFAULT_TIMEOUT, 1,
-                           POSTMARK_MAX_TIMEOUT);
+    rc = outbox__provider_whole_number(&value, err, state->name, config,
+                                       "timeout_seconds",
+                                       POSTMARK_DEFAULT_TIMEOUT, 1,
+                                       POSTMARK_MAX_TIMEOUT);
     if (rc != OUTBOX_EOK)
         return rc;
     state->timeout = (long)value;
-    rc = read_whole_number(&value, err, state->name, config,
-                           "connect_timeout_seconds",
-                           POSTMARK_DEFAULT_CONNECT_TIMEOUT, 1,
-                           POSTMARK_MAX_TIMEOUT);
+    rc = outbox__provider_whole_number(&value, err, state->name, config,
+                                       "connect_timeout_seconds",
+                                       POSTMARK_DEFAULT_CONNECT_TIMEOUT, 1,
+                                       POSTMARK_MAX_TIMEOUT);
     if (rc != OUTBOX_EOK)
         return rc;
     state->connect_timeout = (long)value;
-    rc = read_whole_number(&value, err, state->name, config,
-                           "max_message_bytes", POSTMARK_DEFAULT_MAX_MESSAGE,
-                           0, POSTMARK_MAX_CONFIG_NUMBER);
+    rc = outbox__provider_whole_number(&value, err, state->name, config,
+                                       "max_message_bytes",
+                                       POSTMARK_DEFAULT_MAX_MESSAGE, 0,
+                                       POSTMARK_MAX_CONFIG_NUMBER);
     if (rc != OUTBOX_EOK)
         return rc;
     state->max_message_bytes = (size_t)value;

@@ -72,39 +72,6 @@ typedef struct sendgrid_request {
 /* Config                                                              */
 /* ------------------------------------------------------------------ */
 
-static bool starts_with_ignoring_case(const char *text, const char *prefix)
-{
-    size_t length = strlen(prefix);
-    char head[16];
-
-    if (strlen(text) < length || length >= sizeof(head))
-        return false;
-    memcpy(head, text, length);
-    head[length] = '\0';
-    return outbox__strcasecmp(head, prefix) == 0;
-}
-
-/* Returns true if url is http(s)://host... in printable ASCII. A query or
- * a fragment is rejected because it would end up before the send path. */
-static bool base_url_is_valid(const char *url)
-{
-    const char *host;
-
-    if (starts_with_ignoring_case(url, "https://"))
-        host = url + 8;
-    else if (starts_with_ignoring_case(url, "http://"))
-        host = url + 7;
-    else
-        return false;
-    if (*host == '\0' || *host == '/')
-        return false;
-    for (const char *p = url; *p != '\0'; p++) {
-        if (*p <= ' ' || *p >= 0x7F || *p == '?' || *p == '#')
-            return false;
-    }
-    return true;
-}
-
 static outbox_err read_base_url(sendgrid_state *state, outbox_error *err,
                                 const cJSON *config)
 {
@@ -113,7 +80,8 @@ static outbox_err read_base_url(sendgrid_state *state, outbox_error *err,
     size_t length;
 
     if (item != NULL) {
-        if (!cJSON_IsString(item) || !base_url_is_valid(item->valuestring))
+        if (!cJSON_IsString(item)
+            || !outbox__provider_url_valid(item->valuestring))
             return outbox_error_set(err, OUTBOX_ECONFIG, "config",
                                     "provider \"%s\": invalid \"base_url\": "
                                     "expected http:// or https:// and a "
@@ -135,51 +103,30 @@ static outbox_err read_base_url(sendgrid_state *state, outbox_error *err,
     return OUTBOX_EOK;
 }
 
-/* Reads config[key] as a whole number in [min, max], or fallback. */
-static outbox_err read_whole_number(double *out, outbox_error *err,
-                                    const char *name, const cJSON *config,
-                                    const char *key, double fallback,
-                                    double min, double max)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(config, key);
-    double value;
-
-    *out = fallback;
-    if (item == NULL)
-        return OUTBOX_EOK;
-    value = cJSON_IsNumber(item) ? item->valuedouble : -1.0;
-    if (!cJSON_IsNumber(item) || value < min || value > max
-        || value != (double)(long long)value)
-        return outbox_error_set(err, OUTBOX_ECONFIG, "config",
-                                "provider \"%s\": invalid \"%s\": expected "
-                                "a whole number from %.0f to %.0f",
-                                name, key, min, max);
-    *out = value;
-    return OUTBOX_EOK;
-}
-
 static outbox_err read_limits(sendgrid_state *state, outbox_error *err,
                               const cJSON *config)
 {
     double value;
     outbox_err rc;
 
-    rc = read_whole_number(&value, err, state->name, config,
-                           "timeout_seconds", SENDGRID_DEFAULT_TIMEOUT, 1,
-                           SENDGRID_MAX_TIMEOUT);
+    rc = outbox__provider_whole_number(&value, err, state->name, config,
+                                       "timeout_seconds",
+                                       SENDGRID_DEFAULT_TIMEOUT, 1,
+                                       SENDGRID_MAX_TIMEOUT);
     if (rc != OUTBOX_EOK)
         return rc;
     state->timeout = (long)value;
-    rc = read_whole_number(&value, err, state->name, config,
-                           "connect_timeout_seconds",
-                           SENDGRID_DEFAULT_CONNECT_TIMEOUT, 1,
-                           SENDGRID_MAX_TIMEOUT);
+    rc = outbox__provider_whole_number(&value, err, state->name, config,
+                                       "connect_timeout_seconds",
+                                       SENDGRID_DEFAULT_CONNECT_TIMEOUT, 1,
+                                       SENDGRID_MAX_TIMEOUT);
     if (rc != OUTBOX_EOK)
         return rc;
     state->connect_timeout = (long)value;
-    rc = read_whole_number(&value, err, state->name, config,
-                           "max_message_bytes", SENDGRID_DEFAULT_MAX_MESSAGE,
-                           0, SENDGRID_MAX_CONFIG_NUMBER);
+    rc = outbox__provider_whole_number(&value, err, state->name, config,
+                                       "max_message_bytes",
+                                       SENDGRID_DEFAULT_MAX_MESSAGE, 0,
+                                       SENDGRID_MAX_CONFIG_NUMBER);
     if (rc != OUTBOX_EOK)
         return rc;
     state->max_message_bytes = (size_t)value;

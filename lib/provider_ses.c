@@ -115,27 +115,6 @@ static bool is_simple_name(const char *text, size_t max, bool any_case)
     return true;
 }
 
-/* Returns true if url is http(s)://host... in printable ASCII, without a
- * query or a fragment, which would end up before the send path. */
-static bool base_url_is_valid(const char *url)
-{
-    size_t scheme;
-
-    if (strncmp(url, "https://", 8) == 0)
-        scheme = 8;
-    else if (strncmp(url, "http://", 7) == 0)
-        scheme = 7;
-    else
-        return false;
-    if (url[scheme] == '\0' || url[scheme] == '/')
-        return false;
-    for (const char *p = url; *p != '\0'; p++) {
-        if (*p <= ' ' || *p >= 0x7F || *p == '?' || *p == '#')
-            return false;
-    }
-    return true;
-}
-
 static outbox_err read_region(ses_state *state, outbox_error *err,
                               const cJSON *config, const char **region)
 {
@@ -168,7 +147,8 @@ static outbox_err read_base_url(ses_state *state, outbox_error *err,
     snprintf(fallback, sizeof(fallback), "https://email.%s.amazonaws.com",
              region);
     if (item != NULL) {
-        if (!cJSON_IsString(item) || !base_url_is_valid(item->valuestring))
+        if (!cJSON_IsString(item)
+            || !outbox__provider_url_valid(item->valuestring))
             return outbox_error_set(err, OUTBOX_ECONFIG, "config",
                                     "provider \"%s\": invalid \"base_url\": "
                                     "expected http:// or https:// and a "
@@ -207,54 +187,33 @@ static outbox_err read_configuration_set(ses_state *state, outbox_error *err,
     return state->configuration_set != NULL ? OUTBOX_EOK : OUTBOX_ENOMEM;
 }
 
-/* Reads config[key] as a whole number in [min, max], or fallback. */
-static outbox_err read_whole_number(double *out, outbox_error *err,
-                                    const char *name, const cJSON *config,
-                                    const char *key, double fallback,
-                                    double min, double max)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(config, key);
-    double value = cJSON_IsNumber(item) ? item->valuedouble : -1.0;
-
-    *out = fallback;
-    if (item == NULL)
-        return OUTBOX_EOK;
-    if (!cJSON_IsNumber(item) || value < min || value > max
-        || value != (double)(long long)value)
-        return outbox_error_set(err, OUTBOX_ECONFIG, "config",
-                                "provider \"%s\": invalid \"%s\": expected "
-                                "a whole number from %.0f to %.0f",
-                                name, key, min, max);
-    *out = value;
-    return OUTBOX_EOK;
-}
-
 static outbox_err read_numbers(ses_state *state, outbox_error *err,
                                const cJSON *config)
 {
     double value;
     outbox_err rc;
 
-    rc = read_whole_number(&value, err, state->name, config,
-                           "timeout_seconds", SES_DEFAULT_TIMEOUT, 1,
-                           SES_MAX_SECONDS);
+    rc = outbox__provider_whole_number(&value, err, state->name, config,
+                                       "timeout_seconds", SES_DEFAULT_TIMEOUT,
+                                       1, SES_MAX_SECONDS);
     state->timeout = (long)value;
     if (rc == OUTBOX_EOK)
-        rc = read_whole_number(&value, err, state->name, config,
-                               "connect_timeout_seconds",
-                               SES_DEFAULT_CONNECT_TIMEOUT, 1,
-                               SES_MAX_SECONDS);
+        rc = outbox__provider_whole_number(&value, err, state->name, config,
+                                           "connect_timeout_seconds",
+                                           SES_DEFAULT_CONNECT_TIMEOUT, 1,
+                                           SES_MAX_SECONDS);
     state->connect_timeout = (long)value;
     if (rc == OUTBOX_EOK)
-        rc = read_whole_number(&value, err, state->name, config,
-                               "max_message_bytes",
-                               OUTBOX_SES_DEFAULT_MAX_MESSAGE, 0,
-                               SES_MAX_CONFIG_NUMBER);
+        rc = outbox__provider_whole_number(&value, err, state->name, config,
+                                           "max_message_bytes",
+                                           OUTBOX_SES_DEFAULT_MAX_MESSAGE, 0,
+                                           SES_MAX_CONFIG_NUMBER);
     state->max_message_bytes = (size_t)value;
     if (rc == OUTBOX_EOK)
-        rc = read_whole_number(&value, err, state->name, config,
-                               "quota_retry_seconds",
-                               SES_DEFAULT_QUOTA_RETRY, 1, SES_MAX_SECONDS);
+        rc = outbox__provider_whole_number(&value, err, state->name, config,
+                                           "quota_retry_seconds",
+                                           SES_DEFAULT_QUOTA_RETRY, 1,
+                                           SES_MAX_SECONDS);
     state->quota_delay = (int64_t)value;
     return rc;
 }

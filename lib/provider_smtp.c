@@ -94,27 +94,15 @@ typedef struct smtp_state {
 /* Config                                                              */
 /* ------------------------------------------------------------------ */
 
-static bool starts_with_ignoring_case(const char *text, const char *prefix)
-{
-    size_t length = strlen(prefix);
-    char head[16];
-
-    if (strlen(text) < length || length >= sizeof(head))
-        return false;
-    memcpy(head, text, length);
-    head[length] = '\0';
-    return outbox__strcasecmp(head, prefix) == 0;
-}
-
 /* Returns the host part of url (after the scheme), or NULL when url is not
  * smtp:// or smtps:// with a host, an optional port and nothing else. */
 static const char *url_host(const char *url)
 {
     const char *host;
 
-    if (starts_with_ignoring_case(url, "smtps://"))
+    if (outbox__starts_with_ignoring_case(url, "smtps://"))
         host = url + 8;
-    else if (starts_with_ignoring_case(url, "smtp://"))
+    else if (outbox__starts_with_ignoring_case(url, "smtp://"))
         host = url + 7;
     else
         return NULL;
@@ -226,29 +214,6 @@ static outbox_err read_url(smtp_state *state, outbox_error *err,
     return OUTBOX_EOK;
 }
 
-/* Reads config[key] as a whole number in [min, max], or fallback. */
-static outbox_err read_whole_number(double *out, outbox_error *err,
-                                    const char *name, const cJSON *config,
-                                    const char *key, double fallback,
-                                    double min, double max)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(config, key);
-    double value;
-
-    *out = fallback;
-    if (item == NULL)
-        return OUTBOX_EOK;
-    value = cJSON_IsNumber(item) ? item->valuedouble : -1.0;
-    if (!cJSON_IsNumber(item) || value < min || value > max
-        || value != (double)(long long)value)
-        return outbox_error_set(err, OUTBOX_ECONFIG, "config",
-                                "provider \"%s\": invalid \"%s\": expected "
-                                "a whole number from %.0f to %.0f",
-                                name, key, min, max);
-    *out = value;
-    return OUTBOX_EOK;
-}
-
 static outbox_err read_limits(smtp_state *state, outbox_error *err,
                               const cJSON *config)
 {
@@ -272,10 +237,11 @@ static outbox_err read_limits(smtp_state *state, outbox_error *err,
     double values[6];
 
     for (size_t i = 0; i < 6; i++) {
-        outbox_err rc = read_whole_number(&values[i], err, state->name,
-                                          config, keys[i].key,
-                                          keys[i].fallback, keys[i].min,
-                                          keys[i].max);
+        outbox_err rc = outbox__provider_whole_number(&values[i], err,
+                                                      state->name, config,
+                                                      keys[i].key,
+                                                      keys[i].fallback,
+                                                      keys[i].min, keys[i].max);
 
         if (rc != OUTBOX_EOK)
             return rc;
