@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <openssl/crypto.h>
 
 #include "internal.h"
 #include "provider.h"
@@ -460,4 +461,68 @@ bool outbox__provider_url_valid(const char *url)
             return false;
     }
     return true;
+}
+
+/* Caps on the numbers of provider config: one day for a timeout, and the
+ * largest whole number a JSON double holds exactly. */
+#define PROVIDER_MAX_SECONDS 86400
+#define PROVIDER_MAX_NUMBER 9007199254740992.0
+
+outbox_err outbox__provider_http_settings(outbox_http_settings *out,
+                                          outbox_error *err, const char *name,
+                                          const cJSON *config)
+{
+    double timeout;
+    double connect_timeout;
+    double max_message;
+    outbox_err rc;
+
+    rc = outbox__provider_whole_number(&timeout, err, name, config,
+                                       "timeout_seconds",
+                                       (double)out->timeout, 1,
+                                       PROVIDER_MAX_SECONDS);
+    if (rc == OUTBOX_EOK)
+        rc = outbox__provider_whole_number(&connect_timeout, err, name,
+                                           config, "connect_timeout_seconds",
+                                           (double)out->connect_timeout, 1,
+                                           PROVIDER_MAX_SECONDS);
+    if (rc == OUTBOX_EOK)
+        rc = outbox__provider_whole_number(&max_message, err, name, config,
+                                           "max_message_bytes",
+                                           (double)out->max_message_bytes, 0,
+                                           PROVIDER_MAX_NUMBER);
+    if (rc != OUTBOX_EOK)
+        return rc;
+    out->timeout = (long)timeout;
+    out->connect_timeout = (long)connect_timeout;
+    out->max_message_bytes = (size_t)max_message;
+    return OUTBOX_EOK;
+}
+
+outbox_err outbox__provider_header_secret(char **out, outbox_error *err,
+                                          const char *name,
+                                          const cJSON *config,
+                                          const char *what)
+{
+    outbox_err rc = outbox__provider_secret(out, err, name, config,
+                                            "api_key", "api_key_env");
+    size_t length;
+
+    if (rc != OUTBOX_EOK)
+        return rc;
+    length = strlen(*out);
+    for (size_t i = 0; i < length; i++) {
+        if ((*out)[i] <= ' ' || (*out)[i] >= 0x7F) {
+            OPENSSL_cleanse(*out, length);
+            free(*out);
+            *out = NULL;
+            return outbox_error_set(err, OUTBOX_ECONFIG, "config",
+                                    "provider \"%s\": %s contains a space, "
+                                    "a control character or a non-ASCII "
+                                    "character; check \"api_key\" or the "
+                                    "variable named by \"api_key_env\"",
+                                    name, what);
+        }
+    }
+    return OUTBOX_EOK;
 }

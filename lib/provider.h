@@ -80,6 +80,31 @@ outbox_err outbox__provider_whole_number(double *out, outbox_error *err,
                                          const char *key, double fallback,
                                          double min, double max);
 
+/* The settings that every HTTP provider reads the same way. */
+typedef struct outbox_http_settings {
+    long timeout;               /* timeout_seconds */
+    long connect_timeout;       /* connect_timeout_seconds */
+    size_t max_message_bytes;   /* max_message_bytes */
+} outbox_http_settings;
+
+/*
+ * Reads timeout_seconds and connect_timeout_seconds (1 s to 1 day) and
+ * max_message_bytes into *out; *out starts as the provider's defaults.
+ */
+outbox_err outbox__provider_http_settings(outbox_http_settings *out,
+                                          outbox_error *err, const char *name,
+                                          const struct cJSON *config);
+
+/*
+ * Reads the secret as outbox__provider_secret does, and fails unless it is
+ * printable ASCII without spaces, so that it cannot end a header line.
+ * what names the secret in the error ("the API key").
+ */
+outbox_err outbox__provider_header_secret(char **out, outbox_error *err,
+                                          const char *name,
+                                          const struct cJSON *config,
+                                          const char *what);
+
 /* True if url is http(s)://host... (scheme in any case) in printable
  * ASCII. A query or a fragment is rejected because it would end up before
  * the provider's path. */

@@ -41,12 +41,6 @@
 #define MAILGUN_DEFAULT_CONNECT_TIMEOUT 10
 #define MAILGUN_DEFAULT_MAX_MESSAGE 25000000
 
-/* Maximum timeout accepted in config: one day. */
-#define MAILGUN_MAX_TIMEOUT 86400
-
-/* JSON numbers are doubles, which hold whole numbers exactly up to 2^53. */
-#define MAILGUN_MAX_CONFIG_NUMBER 9007199254740992.0
-
 /* Maximum length of a DNS name. */
 #define MAILGUN_DOMAIN_MAX 253
 
@@ -176,31 +170,16 @@ outbox_err outbox__mailgun_url(char **out, outbox_error *err,
 static outbox_err read_limits(mailgun_state *state, outbox_error *err,
                               const cJSON *config)
 {
-    double value;
-    outbox_err rc;
+    outbox_http_settings settings = {MAILGUN_DEFAULT_TIMEOUT,
+                                     MAILGUN_DEFAULT_CONNECT_TIMEOUT,
+                                     MAILGUN_DEFAULT_MAX_MESSAGE};
+    outbox_err rc = outbox__provider_http_settings(&settings, err,
+                                                   state->name, config);
 
-    rc = outbox__provider_whole_number(&value, err, state->name, config,
-                                       "timeout_seconds",
-                                       MAILGUN_DEFAULT_TIMEOUT, 1,
-                                       MAILGUN_MAX_TIMEOUT);
-    if (rc != OUTBOX_EOK)
-        return rc;
-    state->timeout = (long)value;
-    rc = outbox__provider_whole_number(&value, err, state->name, config,
-                                       "connect_timeout_seconds",
-                                       MAILGUN_DEFAULT_CONNECT_TIMEOUT, 1,
-                                       MAILGUN_MAX_TIMEOUT);
-    if (rc != OUTBOX_EOK)
-        return rc;
-    state->connect_timeout = (long)value;
-    rc = outbox__provider_whole_number(&value, err, state->name, config,
-                                       "max_message_bytes",
-                                       MAILGUN_DEFAULT_MAX_MESSAGE, 0,
-                                       MAILGUN_MAX_CONFIG_NUMBER);
-    if (rc != OUTBOX_EOK)
-        return rc;
-    state->max_message_bytes = (size_t)value;
-    return OUTBOX_EOK;
+    state->timeout = settings.timeout;
+    state->connect_timeout = settings.connect_timeout;
+    state->max_message_bytes = settings.max_message_bytes;
+    return rc;
 }
 
 /* Builds "Authorization: Basic base64(api:<key>)". The key must be
@@ -216,22 +195,11 @@ static outbox_err read_api_key(mailgun_state *state, outbox_error *err,
     size_t encoded_size = 0;
     outbox_err rc;
 
-    rc = outbox__provider_secret(&key, err, state->name, config, "api_key",
-                                 "api_key_env");
+    rc = outbox__provider_header_secret(&key, err, state->name, config,
+                                        "the API key");
     if (rc != OUTBOX_EOK)
         return rc;
     length = strlen(key);
-    for (size_t i = 0; i < length; i++) {
-        if (key[i] <= ' ' || key[i] >= 0x7F) {
-            rc = outbox_error_set(err, OUTBOX_ECONFIG, "config",
-                                  "provider \"%s\": the API key contains a "
-                                  "space, a control character or a "
-                                  "non-ASCII character; check \"api_key\" "
-                                  "or the variable named by \"api_key_env\"",
-                                  state->name);
-            goto cleanup;
-        }
-    }
 
     rc = OUTBOX_ENOMEM;
     credentials = malloc(length + 5);

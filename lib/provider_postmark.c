@@ -39,14 +39,8 @@
 #define POSTMARK_DEFAULT_CONNECT_TIMEOUT 10
 #define POSTMARK_DEFAULT_MAX_MESSAGE 10000000
 
-/* Maximum timeout accepted in config: one day. */
-#define POSTMARK_MAX_TIMEOUT 86400
-
 /* Maximum length of a message stream ID in config. */
 #define POSTMARK_STREAM_MAX 100
-
-/* JSON numbers are doubles, which hold whole numbers exactly up to 2^53. */
-#define POSTMARK_MAX_CONFIG_NUMBER 9007199254740992.0
 
 typedef struct postmark_state {
     char *name;
@@ -140,31 +134,16 @@ static outbox_err read_stream(postmark_state *state, outbox_error *err,
 static outbox_err read_limits(postmark_state *state, outbox_error *err,
                               const cJSON *config)
 {
-    double value;
-    outbox_err rc;
+    outbox_http_settings settings = {POSTMARK_DEFAULT_TIMEOUT,
+                                     POSTMARK_DEFAULT_CONNECT_TIMEOUT,
+                                     POSTMARK_DEFAULT_MAX_MESSAGE};
+    outbox_err rc = outbox__provider_http_settings(&settings, err,
+                                                   state->name, config);
 
-    rc = outbox__provider_whole_number(&value, err, state->name, config,
-                                       "timeout_seconds",
-                                       POSTMARK_DEFAULT_TIMEOUT, 1,
-                                       POSTMARK_MAX_TIMEOUT);
-    if (rc != OUTBOX_EOK)
-        return rc;
-    state->timeout = (long)value;
-    rc = outbox__provider_whole_number(&value, err, state->name, config,
-                                       "connect_timeout_seconds",
-                                       POSTMARK_DEFAULT_CONNECT_TIMEOUT, 1,
-                                       POSTMARK_MAX_TIMEOUT);
-    if (rc != OUTBOX_EOK)
-        return rc;
-    state->connect_timeout = (long)value;
-    rc = outbox__provider_whole_number(&value, err, state->name, config,
-                                       "max_message_bytes",
-                                       POSTMARK_DEFAULT_MAX_MESSAGE, 0,
-                                       POSTMARK_MAX_CONFIG_NUMBER);
-    if (rc != OUTBOX_EOK)
-        return rc;
-    state->max_message_bytes = (size_t)value;
-    return OUTBOX_EOK;
+    state->timeout = settings.timeout;
+    state->connect_timeout = settings.connect_timeout;
+    state->max_message_bytes = settings.max_message_bytes;
+    return rc;
 }
 
 /* Builds the token header line. The token must be printable ASCII so that
@@ -177,22 +156,11 @@ static outbox_err read_token(postmark_state *state, outbox_error *err,
     size_t length;
     outbox_err rc;
 
-    rc = outbox__provider_secret(&token, err, state->name, config, "api_key",
-                                 "api_key_env");
+    rc = outbox__provider_header_secret(&token, err, state->name, config,
+                                        "the server token");
     if (rc != OUTBOX_EOK)
         return rc;
     length = strlen(token);
-    for (size_t i = 0; i < length; i++) {
-        if (token[i] <= ' ' || token[i] >= 0x7F) {
-            rc = outbox_error_set(err, OUTBOX_ECONFIG, "config",
-                                  "provider \"%s\": the server token "
-                                  "contains a space, a control character or "
-                                  "a non-ASCII character; check \"api_key\" "
-                                  "or the variable named by \"api_key_env\"",
-                                  state->name);
-            goto cleanup;
-        }
-    }
     state->token_header = malloc(sizeof(prefix) + length);
     if (state->token_header == NULL) {
         rc = OUTBOX_ENOMEM;

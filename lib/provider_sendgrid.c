@@ -41,12 +41,6 @@
 #define SENDGRID_DEFAULT_CONNECT_TIMEOUT 10
 #define SENDGRID_DEFAULT_MAX_MESSAGE 30000000
 
-/* Maximum timeout accepted in config: one day. */
-#define SENDGRID_MAX_TIMEOUT 86400
-
-/* JSON numbers are doubles, which hold whole numbers exactly up to 2^53. */
-#define SENDGRID_MAX_CONFIG_NUMBER 9007199254740992.0
-
 /* Room in error texts for the "HTTP nnn: " prefix and a hint. */
 #define SENDGRID_DETAIL_MAX (OUTBOX_ERROR_TEXT_MAX - 160)
 
@@ -106,31 +100,16 @@ static outbox_err read_base_url(sendgrid_state *state, outbox_error *err,
 static outbox_err read_limits(sendgrid_state *state, outbox_error *err,
                               const cJSON *config)
 {
-    double value;
-    outbox_err rc;
+    outbox_http_settings settings = {SENDGRID_DEFAULT_TIMEOUT,
+                                     SENDGRID_DEFAULT_CONNECT_TIMEOUT,
+                                     SENDGRID_DEFAULT_MAX_MESSAGE};
+    outbox_err rc = outbox__provider_http_settings(&settings, err,
+                                                   state->name, config);
 
-    rc = outbox__provider_whole_number(&value, err, state->name, config,
-                                       "timeout_seconds",
-                                       SENDGRID_DEFAULT_TIMEOUT, 1,
-                                       SENDGRID_MAX_TIMEOUT);
-    if (rc != OUTBOX_EOK)
-        return rc;
-    state->timeout = (long)value;
-    rc = outbox__provider_whole_number(&value, err, state->name, config,
-                                       "connect_timeout_seconds",
-                                       SENDGRID_DEFAULT_CONNECT_TIMEOUT, 1,
-                                       SENDGRID_MAX_TIMEOUT);
-    if (rc != OUTBOX_EOK)
-        return rc;
-    state->connect_timeout = (long)value;
-    rc = outbox__provider_whole_number(&value, err, state->name, config,
-                                       "max_message_bytes",
-                                       SENDGRID_DEFAULT_MAX_MESSAGE, 0,
-                                       SENDGRID_MAX_CONFIG_NUMBER);
-    if (rc != OUTBOX_EOK)
-        return rc;
-    state->max_message_bytes = (size_t)value;
-    return OUTBOX_EOK;
+    state->timeout = settings.timeout;
+    state->connect_timeout = settings.connect_timeout;
+    state->max_message_bytes = settings.max_message_bytes;
+    return rc;
 }
 
 /* Builds the Authorization header line from the key, which must be
@@ -143,22 +122,11 @@ static outbox_err read_api_key(sendgrid_state *state, outbox_error *err,
     size_t length;
     outbox_err rc;
 
-    rc = outbox__provider_secret(&key, err, state->name, config, "api_key",
-                                 "api_key_env");
+    rc = outbox__provider_header_secret(&key, err, state->name, config,
+                                        "the API key");
     if (rc != OUTBOX_EOK)
         return rc;
     length = strlen(key);
-    for (size_t i = 0; i < length; i++) {
-        if (key[i] <= ' ' || key[i] >= 0x7F) {
-            rc = outbox_error_set(err, OUTBOX_ECONFIG, "config",
-                                  "provider \"%s\": the API key contains a "
-                                  "space, a control character or a "
-                                  "non-ASCII character; check \"api_key\" "
-                                  "or the variable named by \"api_key_env\"",
-                                  state->name);
-            goto cleanup;
-        }
-    }
     state->authorization = malloc(sizeof(prefix) + length);
     if (state->authorization == NULL) {
         rc = OUTBOX_ENOMEM;

@@ -66,9 +66,6 @@
 /* Maximum timeout and quota wait accepted in config: one day. */
 #define SES_MAX_SECONDS 86400
 
-/* JSON numbers are doubles, which hold whole numbers exactly up to 2^53. */
-#define SES_MAX_CONFIG_NUMBER 9007199254740992.0
-
 /* Maximum length of a region name such as "ap-southeast-5". */
 #define SES_MAX_REGION 32
 
@@ -190,30 +187,21 @@ static outbox_err read_configuration_set(ses_state *state, outbox_error *err,
 static outbox_err read_numbers(ses_state *state, outbox_error *err,
                                const cJSON *config)
 {
-    double value;
-    outbox_err rc;
+    outbox_http_settings settings = {SES_DEFAULT_TIMEOUT,
+                                     SES_DEFAULT_CONNECT_TIMEOUT,
+                                     OUTBOX_SES_DEFAULT_MAX_MESSAGE};
+    double value = SES_DEFAULT_QUOTA_RETRY;
+    outbox_err rc = outbox__provider_http_settings(&settings, err,
+                                                   state->name, config);
 
-    rc = outbox__provider_whole_number(&value, err, state->name, config,
-                                       "timeout_seconds", SES_DEFAULT_TIMEOUT,
-                                       1, SES_MAX_SECONDS);
-    state->timeout = (long)value;
-    if (rc == OUTBOX_EOK)
-        rc = outbox__provider_whole_number(&value, err, state->name, config,
-                                           "connect_timeout_seconds",
-                                           SES_DEFAULT_CONNECT_TIMEOUT, 1,
-                                           SES_MAX_SECONDS);
-    state->connect_timeout = (long)value;
-    if (rc == OUTBOX_EOK)
-        rc = outbox__provider_whole_number(&value, err, state->name, config,
-                                           "max_message_bytes",
-                                           OUTBOX_SES_DEFAULT_MAX_MESSAGE, 0,
-                                           SES_MAX_CONFIG_NUMBER);
-    state->max_message_bytes = (size_t)value;
     if (rc == OUTBOX_EOK)
         rc = outbox__provider_whole_number(&value, err, state->name, config,
                                            "quota_retry_seconds",
                                            SES_DEFAULT_QUOTA_RETRY, 1,
                                            SES_MAX_SECONDS);
+    state->timeout = settings.timeout;
+    state->connect_timeout = settings.connect_timeout;
+    state->max_message_bytes = settings.max_message_bytes;
     state->quota_delay = (int64_t)value;
     return rc;
 }
