@@ -2,7 +2,7 @@
 package aws-ses-v2-local on 127.0.0.1, whose store must match the row, and
 against the mock provider with canned SES error responses.
 
-tools/setup installs aws-ses-v2-local into tests/peers. The peer checks
+tools/setup installs aws-ses-v2-local into tests/node. The peer checks
 only that an AWS Authorization header is present, not the signature, and
 it keeps neither EmailTags nor ConfigurationSetName. The tags are
 therefore checked in the requests that the mock provider logs, and the
@@ -24,7 +24,7 @@ from harness import (Mock, Outbox, check, check_equal, finish, run_guarded,
 
 SOURCE_DIR = os.environ.get("OUTBOX_SOURCE_DIR",
                             os.path.join(os.path.dirname(__file__), ".."))
-PEER_CLI = os.path.join(SOURCE_DIR, "tests", "peers", "node_modules",
+PEER_CLI = os.path.join(SOURCE_DIR, "tests", "node", "node_modules",
                         "aws-ses-v2-local", "dist", "cli.js")
 KEY_ID = "AKIDOUTBOXE2E"
 SECRET = "e2e/Secret+Key-never-logged-0123456789"
@@ -43,7 +43,7 @@ class SesPeer:
     def __init__(self):
         if not os.path.exists(PEER_CLI):
             raise RuntimeError(f"{PEER_CLI} is missing: run tools/setup, "
-                               f"which installs tests/peers with npm ci")
+                               f"which installs tests/node with npm ci")
         self.process = subprocess.Popen(
             ["node", PEER_CLI, "--host", "127.0.0.1", "--port", "0"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

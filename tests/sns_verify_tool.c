@@ -1,7 +1,7 @@
 /*
  * sns_verify_tool.c - checks SNS messages with outbox_sns_verify, for the
  * cross-check against the npm package sns-validator
- * (tests/crosscheck/sns_crosscheck.py).
+ * (tests/node/sns_crosscheck.py).
  *
  * Usage: sns_verify_tool CERT.pem MESSAGE.json...
  * Prints one line per message: "valid", or "invalid <kind>: <text>". The

@@ -10,7 +10,7 @@ NODE_EXTRA_CA_CERTS); sns_verify_tool reads it from a file. Both must
 reach the verdict that each case expects.
 
 Needs: SNS_VERIFY_TOOL (the built tool), node, openssl, and
-tests/crosscheck/node_modules from `npm ci` (tools/setup runs it).
+tests/node/node_modules from `npm ci` (tools/setup runs it).
 """
 import base64
 import http.server
@@ -167,7 +167,7 @@ def main():
                  "sns_verify_tool")
     if not os.path.isdir(os.path.join(HERE, "node_modules", "sns-validator")):
         sys.exit("sns_crosscheck: sns-validator is not installed; run "
-                 "`npm ci --prefix tests/crosscheck` (tools/setup does)")
+                 "`npm ci` in tests/node (tools/setup does)")
 
     with tempfile.TemporaryDirectory() as folder:
         key, cert = make_certificate(folder)

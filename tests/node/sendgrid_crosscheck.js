@@ -1,7 +1,7 @@
-// crosscheck.js - checks that outboxd's SendGrid signature check agrees
+// sendgrid_crosscheck.js - checks that outboxd's SendGrid signature check agrees
 // with SendGrid's own verifier, the npm package @sendgrid/eventwebhook.
 //
-// Usage: node crosscheck.js PATH_TO_verify_sendgrid
+// Usage: node sendgrid_crosscheck.js PATH_TO_verify_sendgrid
 //
 // The test makes a P-256 key pair and signs webhook bodies the way
 // SendGrid does: ECDSA with SHA-256 over the timestamp followed by the raw
@@ -21,14 +21,14 @@ let EventWebhook;
 try {
   ({ EventWebhook } = require('@sendgrid/eventwebhook'));
 } catch (error) {
-  console.error('crosscheck.js: @sendgrid/eventwebhook is not installed: ' +
-                'run tools/setup, or npm ci in tests/eventwebhook');
+  console.error('sendgrid_crosscheck.js: @sendgrid/eventwebhook is not installed: ' +
+                'run tools/setup, or npm ci in tests/node');
   process.exit(1);
 }
 
 const verifyTool = process.argv[2];
 if (!verifyTool) {
-  console.error('usage: node crosscheck.js PATH_TO_verify_sendgrid');
+  console.error('usage: node sendgrid_crosscheck.js PATH_TO_verify_sendgrid');
   process.exit(2);
 }
 
