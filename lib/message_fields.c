@@ -335,6 +335,12 @@ static outbox_err check_attachment(outbox_error *err, const char *field,
         return outbox_error_set(err, OUTBOX_EINVAL, "invalid_attachment",
                                 "%s: content is missing, but its size is %zu",
                                 field, src->size);
+    /* An empty invoice is never what the ERP meant: readfile() in the
+     * sqlite3 shell gives NULL for a file that does not exist. */
+    if (src->size == 0)
+        return outbox_error_set(err, OUTBOX_EINVAL, "invalid_attachment",
+                                "%s: content is empty (NULL or 0 bytes); "
+                                "check the file the ERP attached", field);
     return OUTBOX_EOK;
 }
 

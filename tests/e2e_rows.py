@@ -90,6 +90,9 @@ def test_bad_rows_fail_alone():
                   "application/pdf", b"%PDF-1.4")
     unnamed_row = outbox.insert(**GOOD)
     outbox.attach(unnamed_row, None, "application/pdf", b"%PDF-1.4")
+    # What readfile() in the sqlite3 shell gives for a missing file.
+    missing_file_row = outbox.insert(**GOOD)
+    outbox.attach(missing_file_row, "invoice-42.pdf", "application/pdf", None)
     db = outbox.connect()
     invalid_utf8_row = db.execute(
         "INSERT INTO outbox (sender, recipients, subject, body_text) "
@@ -109,6 +112,13 @@ def test_bad_rows_fail_alone():
         check_equal(row["next_attempt_at"], None, f"{name}: next_attempt_at")
     check_equal(outbox.row(attachment_row)["last_error_kind"],
                 "invalid_header_value", "CRLF in attachment filename")
+    row = outbox.row(missing_file_row)
+    check_equal((row["status"], row["last_error_kind"]),
+                ("failed", "invalid_attachment"),
+                "attachment with NULL content")
+    check_equal(row["last_error"], "attachment 1: content is empty (NULL or "
+                "0 bytes); check the file the ERP attached",
+                "attachment with NULL content: last_error")
     check_equal(outbox.row(unnamed_row)["last_error_kind"],
                 "invalid_attachment", "attachment without a filename")
     kind = outbox.query("SELECT last_error_kind FROM outbox WHERE id = ?",

@@ -296,6 +296,8 @@ static const outbox_attachment crlf_filename = {
 static const outbox_attachment bad_type = {"a.pdf", "pdf", NULL, NULL, 0};
 static const outbox_attachment bad_content_id = {"a.png", "image/png",
                                                  "<logo>", NULL, 0};
+static const outbox_attachment empty_content = {"a.pdf", "application/pdf",
+                                                NULL, NULL, 0};
 
 static const bad_case bad_cases[] = {
     {.name = "sender missing", .sender = NONE, .kind = "invalid_sender",
@@ -418,6 +420,9 @@ static const bad_case bad_cases[] = {
                   "type/subtype"},
     {.name = "content ID with brackets", .attachment = &bad_content_id,
      .kind = "invalid_attachment", .text_part = "attachment 2: content ID"},
+    {.name = "attachment content empty", .attachment = &empty_content,
+     .kind = "invalid_attachment",
+     .text_part = "attachment 2: content is empty (NULL or 0 bytes)"},
     {.name = "too many recipients",
      .cc = "b@example.org, c@example.org", .limit = "max_recipients",
      .limit_value = 2, .kind = "limit_exceeded",
