@@ -349,6 +349,13 @@ outbox_err outboxd_config_parse(outboxd_config *config, outbox_error *err,
     outbox_err rc;
 
     set_defaults(config);
+    if (text[strspn(text, " \t\r\n")] == '\0') {
+        cJSON_Delete(root);
+        return outbox_error_set(err, OUTBOX_ECONFIG, "config",
+                                "%s: the file is empty; write a JSON object "
+                                "such as {\"database\": \"outbox.db\"}",
+                                path);
+    }
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return outbox_error_set(err, OUTBOX_ECONFIG, "config",

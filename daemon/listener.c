@@ -701,6 +701,10 @@ static int bind_and_listen(struct listener *l, const outboxd_webhooks *config)
         uv_ip4_name((struct sockaddr_in *)&bound, text, sizeof(text));
     else
         uv_ip6_name((struct sockaddr_in6 *)&bound, text, sizeof(text));
+    if (l->endpoints.count == 0)
+        outbox_log(&l->daemon->logger, OUTBOX_LOG_WARN,
+                   "webhooks: no provider has webhook keys, so every "
+                   "request gets 404; add them to the provider objects");
     outbox_log(&l->daemon->logger, OUTBOX_LOG_INFO,
                "webhooks listening: address=%s port=%d endpoints=%zu", text,
                ntohs(((struct sockaddr_in *)&bound)->sin_port),

@@ -86,9 +86,10 @@ outbox_err outbox__check_timestamp(outbox_error *err, const char *timestamp,
     if (age > max_age)
         return outbox_error_set(err, OUTBOX_EINVAL,
                                 OUTBOX_EVENTS_KIND_UNAUTHENTICATED,
-                                "stale timestamp %lld: %lld s from now, "
+                                "stale timestamp %lld: %lld s %s now, "
                                 "more than the %lld s allowed",
                                 (long long)value, (long long)age,
+                                value < now ? "before" : "after",
                                 (long long)max_age);
     return OUTBOX_EOK;
 }

@@ -58,6 +58,7 @@ static void errors(void)
     } cases[] = {
         {"not JSON", "{\"database\": ", "not a JSON object"},
         {"not an object", "[1, 2]", "not a JSON object"},
+        {"empty file", " \n", "the file is empty"},
         {"unknown key", "{\"databse\": \"x.db\"}", "unknown key \"databse\""},
         {"unknown retry key", "{\"retry\": {\"max_tries\": 3}}",
          "unknown key \"retry.max_tries\""},
