@@ -3,7 +3,7 @@
  *
  * One request per connection: the listener reads a request (llhttp),
  * checks and parses it on the loop thread (webhook.c: no SQLite), posts the
- * events to the store thread, and answers when the commit is done: 200,
+ * events to the store thread, and responds when the commit is done: 200,
  * or 503 if the database could not take them, so the provider sends them
  * again. Every answer closes the connection, so no request waits behind
  * another and no connection stays idle.
@@ -97,7 +97,7 @@ static void on_handle_closed(uv_handle_t *handle)
     free(c);
 }
 
-/* Closes c, unless the store still holds its request: then the job's
+/* Closes c, unless a job still carries its request: then the job's
  * return frees it. */
 static void connection_close(connection *c)
 {
@@ -145,7 +145,7 @@ static const char *status_text(int status)
     }
 }
 
-/* Sends the answer and closes the connection when it is written. */
+/* Sends the response and closes the connection when it is written. */
 static void respond(connection *c, int status, const char *text)
 {
     uv_write_t *request;
@@ -180,7 +180,7 @@ static void respond(connection *c, int status, const char *text)
     }
 }
 
-/* Logs a rejected request with its reason, then answers it. */
+/* Logs a rejected request with its reason, then responds to it. */
 static void reject(connection *c, int status, const char *reason)
 {
     outbox_log(&c->listener->daemon->logger, OUTBOX_LOG_WARN,
@@ -598,7 +598,7 @@ static void on_read(uv_stream_t *stream, ssize_t count, const uv_buf_t *buf)
         return;
     rc = llhttp_execute(&c->parser, buf->base, (size_t)count);
     /* A broken bound stops the parser with a code that depends on the
-     * callback that found it; c->status tells which bound it was. */
+     * callback that found it; c->status records which bound it was. */
     if (c->status != 0) {
         reject(c, c->status, c->reason);
     } else if (rc == HPE_PAUSED) {

@@ -1,6 +1,6 @@
 /*
  * listener.h - the webhook listener: HTTP/1.1 on the daemon's loop,
- * parsed by llhttp, answering each provider only after its events are
+ * parsed by llhttp, responding to each provider only after its events are
  * committed.
  */
 #ifndef OUTBOXD_LISTENER_H
@@ -12,11 +12,12 @@
  * logging why (the address cannot be bound, a webhook key is wrong). */
 int listener_start(daemon_state *d);
 
-/* Answers the request of a finished JOB_EVENTS job and frees the job. */
+/* Responds to the request of a finished JOB_EVENTS job and frees the
+ * job. */
 void listener_events_done(daemon_state *d, worker_job *job);
 
 /* Closes the listening socket and every connection whose request is not
- * in the store thread; those are answered when their jobs return. */
+ * in the store thread; those get their response when their jobs return. */
 void listener_stop(daemon_state *d);
 
 /* Frees the listener once the loop has closed every handle. */

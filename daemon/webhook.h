@@ -68,7 +68,7 @@ webhook_endpoint *webhook_find(const webhook_endpoints *endpoints,
 
 /*
  * Checks that request came from the endpoint's provider, then parses its
- * events into batch. Returns the HTTP status to answer when it cannot go
+ * events into batch. Returns the HTTP status to respond with when it cannot go
  * on (401 unauthenticated, 400 malformed, 413 too many events, 415 wrong
  * content type) with err saying why, or 0 when batch is ready to store.
  */
@@ -79,7 +79,7 @@ int webhook_accept(const webhook_endpoint *endpoint,
 /*
  * SES through SNS, in steps, because the signing certificate may have to
  * be fetched first. webhook_sns_check reads and checks the message (topic,
- * age, certificate URL) and returns an HTTP status to answer, or 0 when
+ * age, certificate URL) and returns an HTTP status to respond with, or 0 when
  * the certificate is at hand, or -1 when *fetch_url must be fetched (with
  * webhook_fetch, off the loop) and given to webhook_sns_remember first.
  * webhook_sns_finish then checks the signature and fills batch for a

@@ -3,11 +3,11 @@
  * one parser per provider, and the checks that a webhook request came
  * from the provider.
  *
- * A parser turns the raw body of one webhook request into events. It knows
- * nothing of SQLite, HTTP or libuv, so it can be tested with tables of
- * bodies. The daemon checks the request first (a signature, an HMAC or
- * credentials), then parses it, then hands the events to the store, which
- * matches them to outbox rows and answers the provider only after the
+ * A parser turns the raw body of one webhook request into events. It uses
+ * no SQLite, HTTP or libuv, so it can be tested with tables of bodies. The
+ * daemon checks the request first (a signature, an HMAC or credentials),
+ * then parses it, then hands the events to the store, which matches them
+ * to outbox rows. The daemon responds to the provider only after the
  * commit.
  *
  * Event types are normalized: a SendGrid "bounce", a Mailgun "failed" with

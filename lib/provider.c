@@ -270,7 +270,7 @@ bool outbox_provider_uses_curl(const outbox_provider *provider)
 }
 
 /* Fails a message that names a template when the provider cannot render
- * one, so a provider never sees a message without a body. */
+ * one, so a provider never gets a message without a body. */
 static outbox_err check_template(const outbox_provider *provider,
                                  outbox_error *err,
                                  const outbox_message *message)
@@ -464,7 +464,7 @@ bool outbox__provider_url_valid(const char *url)
 }
 
 /* Caps on the numbers of provider config: one day for a timeout, and the
- * largest whole number a JSON double holds exactly. */
+ * largest whole number a JSON double represents exactly. */
 #define PROVIDER_MAX_SECONDS 86400
 #define PROVIDER_MAX_NUMBER 9007199254740992.0
 

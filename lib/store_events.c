@@ -187,8 +187,8 @@ static outbox_err match_event(outbox_store *store, outbox_error *err,
     return rc;
 }
 
-/* Inserts the event unless the provider sent it before. *inserted tells
- * which. */
+/* Inserts the event unless the provider sent it before. *inserted is
+ * set when it is new. */
 static outbox_err insert_event(outbox_store *store, outbox_error *err,
                                const char *provider,
                                const outbox_event *event, int64_t outbox_id,
@@ -230,7 +230,8 @@ static outbox_err insert_event(outbox_store *store, outbox_error *err,
     return rc;
 }
 
-/* Stores one event and applies what it says. */
+/* Stores one event and applies it to the recipient, the message and the
+ * suppression list. */
 static outbox_err apply_event(outbox_store *store, outbox_error *err,
                               const char *provider, const outbox_event *event,
                               int64_t now, size_t *stored)
