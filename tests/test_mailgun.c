@@ -10,17 +10,11 @@
  * outbox_message_free. One test builds its message from a row, as the
  * store does.
  */
-#include <poll.h>
-#include <pthread.h>
 #include <stdlib.h>
-#include <unistd.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <cjson/cJSON.h>
 
+#include "capture_server.h"
 #include "check.h"
 #include "internal.h"
 #include "provider_mailgun.h"
@@ -819,81 +813,12 @@ static void test_not_found_count(void)
 /* One request on the wire                                             */
 /* ------------------------------------------------------------------ */
 
-typedef struct capture_server {
-    int listener;
-    int port;
-    pthread_t thread;
-    char request[16384];
-    size_t size;
-} capture_server;
-
-/* Returns the Content-Length of the request head in text, or 0. */
-static size_t content_length(const char *text)
-{
-    const char *p = strstr(text, "Content-Length:");
-
-    return p != NULL ? (size_t)strtoul(p + 15, NULL, 10) : 0;
-}
-
-/* Accepts one connection, reads one request and responds 200. */
-static void *serve_one_request(void *context)
-{
-    static const char answer[] =
-        "HTTP/1.1 200 OK\r\n"
-        "Content-Type: application/json\r\n"
-        "Content-Length: 48\r\n\r\n"
-        "{\"id\":\"<1.2@mg.example.com>\",\"message\":\"Queued\"}";
-    capture_server *server = context;
-    struct pollfd ready = {server->listener, POLLIN, 0};
-    int client;
-
-    if (poll(&ready, 1, 10000) != 1)
-        return NULL;
-    client = accept(server->listener, NULL, NULL);
-    if (client < 0)
-        return NULL;
-    for (;;) {
-        char *end;
-        ssize_t n = recv(client, server->request + server->size,
-                         sizeof(server->request) - 1 - server->size, 0);
-
-        if (n <= 0)
-            break;
-        server->size += (size_t)n;
-        server->request[server->size] = '\0';
-        end = strstr(server->request, "\r\n\r\n");
-        if (end != NULL
-            && server->size >= (size_t)(end + 4 - server->request)
-                                   + content_length(server->request))
-            break;
-    }
-    if (send(client, answer, sizeof(answer) - 1, 0) < 0)
-        server->size = 0;
-    close(client);
-    return NULL;
-}
-
-static bool start_server(capture_server *server)
-{
-    struct sockaddr_in address;
-    socklen_t length = sizeof(address);
-
-    memset(server, 0, sizeof(*server));
-    memset(&address, 0, sizeof(address));
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    server->listener = socket(AF_INET, SOCK_STREAM, 0);
-    if (server->listener < 0
-        || bind(server->listener, (struct sockaddr *)&address,
-                sizeof(address)) != 0
-        || listen(server->listener, 1) != 0
-        || getsockname(server->listener, (struct sockaddr *)&address,
-                       &length) != 0)
-        return false;
-    server->port = ntohs(address.sin_port);
-    return pthread_create(&server->thread, NULL, serve_one_request, server)
-           == 0;
-}
+/* What the capture server responds with. */
+static const char capture_response[] =
+    "HTTP/1.1 200 OK\r\n"
+    "Content-Type: application/json\r\n"
+    "Content-Length: 48\r\n\r\n"
+    "{\"id\":\"<1.2@mg.example.com>\",\"message\":\"Queued\"}";
 
 /* Discards the response body. */
 static size_t discard_body(char *data, size_t size, size_t count,
@@ -954,7 +879,7 @@ static void check_request_on_wire(const capture_server *server)
     build_expected_body(&expected, boundary);
     CHECK_INT(server->size - (size_t)(body + 4 - server->request),
               expected.size);
-    CHECK_INT(content_length(server->request), expected.size);
+    CHECK_INT(capture_content_length(server->request), expected.size);
     if (expected.data != NULL
         && memcmp(body + 4, expected.data, expected.size) != 0)
         CHECK_FAIL("multipart body: got\n%s\nwant\n%s", body + 4,
@@ -974,7 +899,7 @@ static void test_request_on_wire(void)
     long status = 0;
 
     CHECK_CASE("request on the wire");
-    if (!start_server(&server)) {
+    if (!capture_server_start(&server, capture_response, 16384)) {
         CHECK_FAIL("cannot listen on 127.0.0.1");
         return;
     }
@@ -994,12 +919,12 @@ static void test_request_on_wire(void)
     CHECK_INT(status, 200);
 
 cleanup:
-    pthread_join(server.thread, NULL);
-    close(server.listener);
+    capture_server_stop(&server);
     check_request_on_wire(&server);
     outbox_provider_release(provider, request);
     curl_easy_cleanup(easy);
     outbox_provider_free(provider);
+    capture_server_free(&server);
 }
 
 static void test_prepare_too_large(void)

@@ -9,17 +9,11 @@
  * outbox_message_free. One test builds its message from a row, as the
  * store does.
  */
-#include <poll.h>
-#include <pthread.h>
 #include <stdlib.h>
-#include <unistd.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <cjson/cJSON.h>
 
+#include "capture_server.h"
 #include "check.h"
 #include "internal.h"
 #include "provider_postmark.h"
@@ -1003,60 +997,13 @@ static void test_token_from_env(void)
 /* One request on the wire                                             */
 /* ------------------------------------------------------------------ */
 
-typedef struct capture_server {
-    int listener;
-    int port;
-    pthread_t thread;
-    char request[16384];
-    size_t size;
-} capture_server;
-
-/* Returns the Content-Length of the request head in text, or 0. */
-static size_t content_length(const char *text)
-{
-    const char *p = strstr(text, "Content-Length:");
-
-    return p != NULL ? (size_t)strtoul(p + 15, NULL, 10) : 0;
-}
-
-/* Accepts one connection, reads one request and responds 200. */
-static void *serve_one_request(void *context)
-{
-    static const char answer[] =
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-        "Content-Length: 145\r\n\r\n"
-        "{\"To\":\"a.meier@example.org\",\"SubmittedAt\":"
-        "\"2025-03-05T10:00:00Z\",\"MessageID\":\"" PM_UUID "\","
-        "\"ErrorCode\":0,\"Message\":\"OK\"}";
-    capture_server *server = context;
-    struct pollfd ready = {server->listener, POLLIN, 0};
-    int client;
-
-    if (poll(&ready, 1, 10000) != 1)
-        return NULL;
-    client = accept(server->listener, NULL, NULL);
-    if (client < 0)
-        return NULL;
-    for (;;) {
-        char *end;
-        ssize_t n = recv(client, server->request + server->size,
-                         sizeof(server->request) - 1 - server->size, 0);
-
-        if (n <= 0)
-            break;
-        server->size += (size_t)n;
-        server->request[server->size] = '\0';
-        end = strstr(server->request, "\r\n\r\n");
-        if (end != NULL
-            && server->size >= (size_t)(end + 4 - server->request)
-                                   + content_length(server->request))
-            break;
-    }
-    if (send(client, answer, sizeof(answer) - 1, 0) < 0)
-        server->size = 0;
-    close(client);
-    return NULL;
-}
+/* What the capture server responds with. */
+static const char capture_response[] =
+    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    "Content-Length: 145\r\n\r\n"
+    "{\"To\":\"a.meier@example.org\",\"SubmittedAt\":"
+    "\"2025-03-05T10:00:00Z\",\"MessageID\":\"" PM_UUID "\","
+    "\"ErrorCode\":0,\"Message\":\"OK\"}";
 
 /* Drops the response body, which libcurl would print to stdout. */
 static size_t discard_body(char *data, size_t size, size_t count,
@@ -1065,28 +1012,6 @@ static size_t discard_body(char *data, size_t size, size_t count,
     (void)data;
     (void)context;
     return size * count;
-}
-
-static bool start_server(capture_server *server)
-{
-    struct sockaddr_in address;
-    socklen_t length = sizeof(address);
-
-    memset(server, 0, sizeof(*server));
-    memset(&address, 0, sizeof(address));
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    server->listener = socket(AF_INET, SOCK_STREAM, 0);
-    if (server->listener < 0
-        || bind(server->listener, (struct sockaddr *)&address,
-                sizeof(address)) != 0
-        || listen(server->listener, 1) != 0
-        || getsockname(server->listener, (struct sockaddr *)&address,
-                       &length) != 0)
-        return false;
-    server->port = ntohs(address.sin_port);
-    return pthread_create(&server->thread, NULL, serve_one_request, server)
-           == 0;
 }
 
 static void check_request_on_wire(const capture_server *server,
@@ -1126,7 +1051,7 @@ static void send_on_wire(const outbox_message *message,
     CURL *easy;
     long status = 0;
 
-    if (!start_server(&server)) {
+    if (!capture_server_start(&server, capture_response, 16384)) {
         CHECK_FAIL("cannot listen on 127.0.0.1");
         return;
     }
@@ -1145,12 +1070,12 @@ static void send_on_wire(const outbox_message *message,
     CHECK_INT(status, 200);
 
 cleanup:
-    pthread_join(server.thread, NULL);
-    close(server.listener);
+    capture_server_stop(&server);
     check_request_on_wire(&server, message, request_line);
     outbox_provider_release(provider, request);
     curl_easy_cleanup(easy);
     outbox_provider_free(provider);
+    capture_server_free(&server);
 }
 
 static void test_request_on_wire(void)

@@ -9,20 +9,14 @@
  * controls every field, and none of them is freed with
  * outbox_message_free.
  */
-#include <poll.h>
 #include <strings.h>
-#include <pthread.h>
 #include <stdlib.h>
-#include <unistd.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "capture_server.h"
 #include "check.h"
 #include "internal.h"
 #include "mime.h"
@@ -922,79 +916,10 @@ static void test_config_table(void)
 /* One request on the wire                                             */
 /* ------------------------------------------------------------------ */
 
-typedef struct capture_server {
-    int listener;
-    int port;
-    pthread_t thread;
-    char request[4 << 20];
-    size_t size;
-} capture_server;
-
-/* Returns the Content-Length of the request head in text, or 0. */
-static size_t content_length(const char *text)
-{
-    const char *p = strstr(text, "Content-Length:");
-
-    return p != NULL ? (size_t)strtoul(p + 15, NULL, 10) : 0;
-}
-
-/* Accepts one connection, reads one request and responds 200. */
-static void *serve_one_request(void *context)
-{
-    static const char answer[] =
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-        "Content-Length: 59\r\n\r\n{\"MessageId\":\"" SES_ID "\"}";
-    capture_server *server = context;
-    struct pollfd ready = {server->listener, POLLIN, 0};
-    int client;
-
-    if (poll(&ready, 1, 10000) != 1)
-        return NULL;
-    client = accept(server->listener, NULL, NULL);
-    if (client < 0)
-        return NULL;
-    for (;;) {
-        char *end;
-        ssize_t n = recv(client, server->request + server->size,
-                         sizeof(server->request) - 1 - server->size, 0);
-
-        if (n <= 0)
-            break;
-        server->size += (size_t)n;
-        server->request[server->size] = '\0';
-        end = strstr(server->request, "\r\n\r\n");
-        if (end != NULL
-            && server->size >= (size_t)(end + 4 - server->request)
-                                   + content_length(server->request))
-            break;
-    }
-    if (send(client, answer, sizeof(answer) - 1, 0) < 0)
-        server->size = 0;
-    close(client);
-    return NULL;
-}
-
-static bool start_server(capture_server *server)
-{
-    struct sockaddr_in address;
-    socklen_t length = sizeof(address);
-
-    memset(server, 0, sizeof(*server));
-    memset(&address, 0, sizeof(address));
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    server->listener = socket(AF_INET, SOCK_STREAM, 0);
-    if (server->listener < 0
-        || bind(server->listener, (struct sockaddr *)&address,
-                sizeof(address)) != 0
-        || listen(server->listener, 1) != 0
-        || getsockname(server->listener, (struct sockaddr *)&address,
-                       &length) != 0)
-        return false;
-    server->port = ntohs(address.sin_port);
-    return pthread_create(&server->thread, NULL, serve_one_request, server)
-           == 0;
-}
+/* What the capture server responds with. */
+static const char capture_response[] =
+    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    "Content-Length: 59\r\n\r\n{\"MessageId\":\"" SES_ID "\"}";
 
 /* Copies the value of header name (any case) from a request head.
  * Returns false, leaving out empty, if the head has no such header. */
@@ -1151,7 +1076,8 @@ static void send_to_server(capture_server *server, const char *extra_keys,
     CURL *easy = curl_easy_init();
     long status = 0;
 
-    if (!start_server(server)) {
+    capture_server_free(server);
+    if (!capture_server_start(server, capture_response, 4 << 20)) {
         CHECK_FAIL("cannot listen on 127.0.0.1");
         curl_easy_cleanup(easy);
         return;
@@ -1172,8 +1098,7 @@ static void send_to_server(capture_server *server, const char *extra_keys,
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
         CHECK_INT(status, 200);
     }
-    pthread_join(server->thread, NULL);
-    close(server->listener);
+    capture_server_stop(server);
     outbox_provider_release(provider, request);
     curl_easy_cleanup(easy);
     outbox_provider_free(provider);
@@ -1322,6 +1247,7 @@ int main(void)
     test_credentials_from_environment();
     test_large_request_signed();
     test_prepare_too_large();
+    capture_server_free(&server);
     curl_global_cleanup();
     CHECK_DONE();
 }
