@@ -1,7 +1,7 @@
 /*
  * capture_server.h - a one-request HTTP server on 127.0.0.1 for the
  * provider suites: it keeps the raw request a provider's libcurl handle
- * sent and answers with a fixed response, so a test can compare the bytes
+ * sent and sends a fixed response, so a test can compare the bytes
  * on the wire with what the provider built.
  */
 #ifndef OUTBOX_CAPTURE_SERVER_H
