@@ -13,7 +13,9 @@
  * complained, so a late "delivered" never hides a bounce. An event that
  * arrives before the daemon recorded the message as sent (providers can be
  * that fast) updates the recipient at once, and the message when the
- * daemon records it as sent.
+ * daemon records it as sent. A held message, whose outcome was unknown, is
+ * settled by such an event too, and takes the provider's message id from
+ * it.
  *
  * A hard bounce or a complaint adds the address to `suppression`. A claim
  * drops suppressed addresses from the message and fails a message that
@@ -29,6 +31,7 @@
 /* The rank of a recipient or message status, as SQL. %s is the column. */
 #define RANK_SQL(column)                                                   \
     "CASE " column " WHEN 'pending' THEN 0 WHEN 'sent' THEN 1 "            \
+    "WHEN 'held' THEN 1 "                                                   \
     "WHEN 'deferred' THEN 2 WHEN 'delivered' THEN 3 WHEN 'bounced' THEN 4 " \
     "WHEN 'dropped' THEN 4 WHEN 'complained' THEN 5 ELSE 9 END"
 
@@ -42,16 +45,27 @@ static const char *const recipient_update_sql =
     " WHERE " RANK_SQL("excluded.status") " > "
     RANK_SQL("delivery_recipient.status");
 
-/* Moves a sent message to its best recipient's outcome. */
+/*
+ * Moves a sent message to its best recipient's outcome. A held message
+ * moves too: the provider's event shows that the request whose outcome
+ * was unknown reached it, so the row is settled and leaves outbox_stuck
+ * (the attempt row keeps the unknown outcome).
+ */
 static const char *const message_update_sql =
-    "UPDATE outbox SET status = best.status, updated_at = ?2 "
+    "UPDATE outbox SET status = best.status, updated_at = ?2, "
+    "       sent_at = coalesce(sent_at, ?2), "
+    "       last_error_kind = CASE WHEN outbox.status = 'held' THEN NULL "
+    "                              ELSE last_error_kind END, "
+    "       last_error = CASE WHEN outbox.status = 'held' THEN NULL "
+    "                         ELSE last_error END "
     "  FROM (SELECT CASE max(" RANK_SQL("r.status") ") "
     "                 WHEN 3 THEN 'delivered' WHEN 4 THEN 'bounced' "
     "                 WHEN 5 THEN 'complained' END AS status "
     "          FROM delivery_recipient AS r "
     "         WHERE r.outbox_id = ?1 AND r.status <> 'suppressed') AS best "
     " WHERE outbox.id = ?1 AND best.status IS NOT NULL "
-    "   AND outbox.status IN ('sent', 'delivered', 'bounced', 'complained') "
+    "   AND outbox.status IN ('sent', 'held', 'delivered', 'bounced', "
+    "                         'complained') "
     "   AND " RANK_SQL("best.status") " > " RANK_SQL("outbox.status");
 
 /* Returns the recipient status an event sets, or NULL if it sets none. */
@@ -230,6 +244,32 @@ static outbox_err insert_event(outbox_store *store, outbox_error *err,
     return rc;
 }
 
+/* Fills the provider's message id of a row that has none: a held row,
+ * whose sent outcome was lost, learns it from the event. */
+static outbox_err fill_provider_message_id(outbox_store *store,
+                                           outbox_error *err,
+                                           int64_t outbox_id, const char *id)
+{
+    sqlite3_stmt *stmt = NULL;
+    outbox_err rc;
+
+    if (id == NULL)
+        return OUTBOX_EOK;
+    rc = outbox__store_prepare(
+        store, &stmt, err,
+        "UPDATE outbox SET provider_message_id = ?2 "
+        " WHERE id = ?1 AND provider_message_id IS NULL");
+    if (rc != OUTBOX_EOK)
+        return rc;
+    sqlite3_bind_int64(stmt, 1, outbox_id);
+    outbox__bind_text(stmt, 2, id);
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        rc = outbox__store_fail(store, err, OUTBOX_EDATABASE,
+                                "storing the provider's message id");
+    outbox__store_finish(stmt);
+    return rc;
+}
+
 /* Stores one event and applies it to the recipient, the message and the
  * suppression list. */
 static outbox_err apply_event(outbox_store *store, outbox_error *err,
@@ -264,6 +304,9 @@ static outbox_err apply_event(outbox_store *store, outbox_error *err,
         return rc;
     rc = outbox__store_set_recipient(store, err, outbox_id, event->recipient,
                                      status, event->reason, now);
+    if (rc == OUTBOX_EOK)
+        rc = fill_provider_message_id(store, err, outbox_id,
+                                      event->provider_message_id);
     if (rc == OUTBOX_EOK)
         rc = outbox__store_update_message_status(store, err, outbox_id, now);
     return rc;

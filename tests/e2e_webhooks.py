@@ -52,9 +52,11 @@ def wait_for(predicate, timeout, what):
 
 
 def listener_port(outbox):
+    """Returns the port of the daemon started last, from its log."""
     def find():
-        match = re.search(r"webhooks listening: address=\S+ port=(\d+)",
-                          outbox.log_text())
+        with open(outbox.logs[-1]) as log:
+            match = re.search(r"webhooks listening: address=\S+ port=(\d+)",
+                              log.read())
         return int(match.group(1)) if match else None
     return wait_for(find, 10, "the webhook listener")
 
@@ -439,7 +441,64 @@ def test_ses_events_through_sns():
     mock.stop()
 
 
+def test_held_row_settled_by_webhook():
+    """Postmark accepted the message but outboxd died before it wrote the
+    result, so the row is held. Postmark's Delivery webhook then settles
+    it: delivered, with the provider's id, and off outbox_stuck. One
+    request in all."""
+    directory = workdir()
+    message_id = "0a129aee-e1cd-480d-b08d-4f48548ff48d"
+    mock = Mock(directory, default="@accepted", responses={
+        "accepted": "200\nContent-Type: application/json\n\n"
+                    '{"To":"einkauf@example.org","SubmittedAt":'
+                    '"2025-03-05T10:00:00Z","MessageID":"' + message_id
+                    + '","ErrorCode":0,"Message":"OK"}'})
+    outbox = Outbox(directory, [{
+        "name": "postmark", "type": "postmark", "base_url": mock.url,
+        "api_key": "pm-test-token", "webhook_username": POSTMARK_USER,
+        "webhook_password": POSTMARK_PASSWORD}],
+        lease_seconds=3, heartbeat_seconds=1, webhooks={"port": 0})
+    row_id = outbox.insert(sender="billing@example.com",
+                           recipients="einkauf@example.org",
+                           subject="Bestellung 4711", body_text="Anbei.")
+    crashed = outbox.drain(env={"OUTBOXD_FAULT": "crash_after_provider_ok"})
+    check_equal(crashed, -9, "outboxd died after the provider accepted")
+    time.sleep(3.5)
+    daemon = outbox.start()
+    port = listener_port(outbox)
+    wait_for(lambda: outbox.row(row_id)["status"] == "held", 10,
+             "the row to be held")
+    check_equal(outbox.row(row_id)["provider_message_id"], None,
+                "no provider id while held")
+
+    authorization = "Basic " + base64.b64encode(
+        f"{POSTMARK_USER}:{POSTMARK_PASSWORD}".encode()).decode()
+    delivery = {"RecordType": "Delivery", "ServerID": 23,
+                "MessageStream": "outbound", "MessageID": message_id,
+                "Recipient": "einkauf@example.org",
+                "DeliveredAt": "2025-03-05T10:00:04Z",
+                "Details": "smtp;250 2.0.0 OK", "Tag": "",
+                "Metadata": {"outbox_id": str(row_id)}}
+    check_equal(post(port, "/webhooks/postmark",
+                     json.dumps(delivery).encode(),
+                     {"Content-Type": "application/json",
+                      "Authorization": authorization})[0], 200,
+                "Postmark's Delivery webhook")
+    row = outbox.row(row_id)
+    check_equal((row["status"], row["provider_message_id"],
+                 row["last_error_kind"]),
+                ("delivered", message_id, None), "the held row settled")
+    check_equal(outbox.query("SELECT count(*) AS n FROM outbox_stuck "
+                             "WHERE id = ?", row_id)[0]["n"], 0,
+                "the row is off outbox_stuck")
+    check_equal(len(mock.requests()), 1, "requests in all")
+    daemon.terminate()
+    check_equal(daemon.wait(timeout=30), 0, "outboxd exit code")
+    mock.stop()
+
+
 test_events_update_rows_and_suppress()
+test_held_row_settled_by_webhook()
 test_ses_events_through_sns()
 test_mailgun_events_and_replay()
 test_bad_requests_change_nothing()
