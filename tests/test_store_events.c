@@ -290,6 +290,39 @@ static void claims_honour_suppression(void)
     outbox_store_close(store);
 }
 
+/* Reasons of outbox_stuck that depend on a provider's answers. */
+static void stuck_reasons(void)
+{
+    outbox_store *store = open_store();
+
+    CHECK_CASE("stuck: a row waiting on a quota");
+    run_sql("INSERT INTO outbox (id, sender, recipients, body_text, status, "
+            "provider, next_attempt_at, updated_at, last_error_kind, "
+            "last_error) VALUES (60, 'billing@example.com', "
+            "'a@example.org', 'x', 'retrying', 'ses', "
+            "datetime('now', '+5 minutes'), datetime('now', '-20 minutes'), "
+            "'quota_exceeded', 'Daily message quota exceeded.')");
+    CHECK_QUERY("SELECT substr(reason, 1, 49) FROM outbox_stuck "
+                "WHERE id = 60",
+                "waiting for the provider's limit (quota_exceeded)");
+
+    /* A daemon is running, or the row would be listed for that. */
+    CHECK_CASE("stuck: a provider paused by any account error");
+    run_sql("INSERT INTO daemon_heartbeat (owner, started_at, seen_at) "
+            "VALUES ('test', datetime('now'), datetime('now'))");
+    run_sql("INSERT INTO outbox (id, sender, recipients, body_text, status, "
+            "provider, last_error_kind, last_error) VALUES (61, "
+            "'billing@example.com', 'a@example.org', 'x', 'queued', 'ses', "
+            "'sending_paused', 'sending is paused')");
+    run_sql("INSERT INTO delivery_attempt (outbox_id, attempt, provider, "
+            "started_at, finished_at, outcome, error_kind) VALUES "
+            "(61, 1, 'ses', datetime('now'), datetime('now'), "
+            "'misconfigured', 'sending_paused')");
+    CHECK_QUERY("SELECT reason FROM outbox_stuck WHERE id = 61",
+                "provider ses is paused: sending is paused");
+    outbox_store_close(store);
+}
+
 int main(void)
 {
     if (mkdtemp(folder) == NULL) {
@@ -299,6 +332,7 @@ int main(void)
     snprintf(path, sizeof(path), "%s/outbox.db", folder);
     delivered_then_late_events();
     claims_honour_suppression();
+    stuck_reasons();
     unlink(path);
     rmdir(folder);
     CHECK_DONE();
