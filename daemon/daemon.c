@@ -179,9 +179,12 @@ static void pause_provider(daemon_state *d, provider_slot *slot,
 
     if (misconfigured) {
         delay = policy->misconfigured_pause;
-    } else if (strcmp(result->error.kind, "rate_limited") == 0) {
+    } else if (strcmp(result->error.kind, "rate_limited") == 0
+               || strcmp(result->error.kind, "quota_exceeded") == 0) {
         /* One second more than asked, as in the retry policy: times here
-         * are whole seconds, and the pause must not end early. */
+         * are whole seconds, and the pause must not end early. A spent
+         * daily quota pauses the provider as a rate limit does, so the
+         * other rows do not each spend a request to learn it. */
         delay = result->retry_after > 0 ? result->retry_after : 0;
         if (delay > policy->max_retry_after)
             delay = policy->max_retry_after;

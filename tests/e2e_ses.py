@@ -319,7 +319,13 @@ def test_throttling_and_quota():
             gap = requests[i + 1]["received_at"] - request["received_at"]
             check(gap >= 1.0, f"no request within 1 s of a 429: {gap:.2f}s")
             gaps += 1
-    check_equal(gaps, 3, "429 responses followed by a request")
+        # The quota pauses the provider for quota_retry_seconds (2 s).
+        if request["answer"] == "@quota" and i + 1 < len(requests):
+            gap = requests[i + 1]["received_at"] - request["received_at"]
+            check(gap >= 2.0, f"no request within 2 s of a spent quota: "
+                              f"{gap:.2f}s")
+            gaps += 1
+    check_equal(gaps, 5, "throttle responses followed by a request")
 
     kinds = []
     for row_id in ids:
