@@ -526,3 +526,30 @@ outbox_err outbox__provider_header_secret(char **out, outbox_error *err,
     }
     return OUTBOX_EOK;
 }
+
+outbox_err outbox__provider_header_line(char **line, outbox_error *err,
+                                        const char *name,
+                                        const cJSON *config,
+                                        const char *prefix, const char *what)
+{
+    size_t prefix_length = strlen(prefix);
+    char *secret = NULL;
+    size_t length;
+    outbox_err rc;
+
+    *line = NULL;
+    rc = outbox__provider_header_secret(&secret, err, name, config, what);
+    if (rc != OUTBOX_EOK)
+        return rc;
+    length = strlen(secret);
+    *line = malloc(prefix_length + length + 1);
+    if (*line != NULL) {
+        memcpy(*line, prefix, prefix_length);
+        memcpy(*line + prefix_length, secret, length + 1);
+    } else {
+        rc = outbox_error_set(err, OUTBOX_ENOMEM, "config", "out of memory");
+    }
+    OPENSSL_cleanse(secret, length);
+    free(secret);
+    return rc;
+}

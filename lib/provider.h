@@ -105,6 +105,16 @@ outbox_err outbox__provider_header_secret(char **out, outbox_error *err,
                                           const struct cJSON *config,
                                           const char *what);
 
+/*
+ * Reads the secret as outbox__provider_header_secret does and returns in
+ * *line the header line prefix followed by the secret ("Authorization:
+ * Bearer <key>"), malloc'd. The secret's own copy is wiped.
+ */
+outbox_err outbox__provider_header_line(char **line, outbox_error *err,
+                                        const char *name,
+                                        const struct cJSON *config,
+                                        const char *prefix, const char *what);
+
 /* True if url is http(s)://host... (scheme in any case) in printable
  * ASCII. A query or a fragment is rejected because it would end up before
  * the provider's path. */

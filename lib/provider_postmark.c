@@ -146,33 +146,14 @@ static outbox_err read_limits(postmark_state *state, outbox_error *err,
     return rc;
 }
 
-/* Builds the token header line. The token must be printable ASCII so that
- * it cannot end the header early. */
+/* Builds the token header line. */
 static outbox_err read_token(postmark_state *state, outbox_error *err,
                              const cJSON *config)
 {
-    static const char prefix[] = "X-Postmark-Server-Token: ";
-    char *token = NULL;
-    size_t length;
-    outbox_err rc;
-
-    rc = outbox__provider_header_secret(&token, err, state->name, config,
+    return outbox__provider_header_line(&state->token_header, err,
+                                        state->name, config,
+                                        "X-Postmark-Server-Token: ",
                                         "the server token");
-    if (rc != OUTBOX_EOK)
-        return rc;
-    length = strlen(token);
-    state->token_header = malloc(sizeof(prefix) + length);
-    if (state->token_header == NULL) {
-        rc = OUTBOX_ENOMEM;
-        goto cleanup;
-    }
-    memcpy(state->token_header, prefix, sizeof(prefix) - 1);
-    memcpy(state->token_header + sizeof(prefix) - 1, token, length + 1);
-
-cleanup:
-    OPENSSL_cleanse(token, length);
-    free(token);
-    return rc;
 }
 
 static void postmark_destroy(void *opaque)

@@ -112,33 +112,14 @@ static outbox_err read_limits(sendgrid_state *state, outbox_error *err,
     return rc;
 }
 
-/* Builds the Authorization header line from the key, which must be
- * printable ASCII so that it cannot end the header early. */
+/* Builds the Authorization header line from the key. */
 static outbox_err read_api_key(sendgrid_state *state, outbox_error *err,
                                const cJSON *config)
 {
-    static const char prefix[] = "Authorization: Bearer ";
-    char *key = NULL;
-    size_t length;
-    outbox_err rc;
-
-    rc = outbox__provider_header_secret(&key, err, state->name, config,
+    return outbox__provider_header_line(&state->authorization, err,
+                                        state->name, config,
+                                        "Authorization: Bearer ",
                                         "the API key");
-    if (rc != OUTBOX_EOK)
-        return rc;
-    length = strlen(key);
-    state->authorization = malloc(sizeof(prefix) + length);
-    if (state->authorization == NULL) {
-        rc = OUTBOX_ENOMEM;
-        goto cleanup;
-    }
-    memcpy(state->authorization, prefix, sizeof(prefix) - 1);
-    memcpy(state->authorization + sizeof(prefix) - 1, key, length + 1);
-
-cleanup:
-    OPENSSL_cleanse(key, length);
-    free(key);
-    return rc;
 }
 
 static struct curl_slist *build_request_headers(const sendgrid_state *state)
