@@ -1,12 +1,12 @@
 /*
  * listener.c - the webhook listener on the daemon's loop.
  *
- * One request per connection: the listener reads a request (llhttp),
- * checks and parses it on the loop thread (webhook.c: no SQLite), posts the
- * events to the store thread, and responds when the commit is done: 200,
- * or 503 if the database could not take them, so the provider sends them
- * again. Every answer closes the connection, so no request waits behind
- * another and no connection stays idle.
+ * One request per connection. The listener reads a request with llhttp,
+ * checks and parses it on the loop thread (webhook.c, which uses no
+ * SQLite), and posts the events to the store thread. It responds when the
+ * commit is done: 200, or 503 if the database could not take them, so the
+ * provider sends them again. Every response closes the connection, so no
+ * request waits behind another and no connection stays idle.
  *
  * Bounds: the request line and headers (LISTENER_MAX_HEADER_BYTES, 431),
  * the body (webhooks.max_body_bytes, 413), the number of connections
@@ -334,7 +334,7 @@ static void read_request(const connection *c, webhook_request *request)
     request->now = (int64_t)time(NULL);
 }
 
-/* Logs why a request is rejected and answers it with status. */
+/* Logs why a request is rejected and responds to it with status. */
 static void refuse(connection *c, const webhook_endpoint *endpoint,
                    int status, const outbox_error *err)
 {
@@ -345,8 +345,8 @@ static void refuse(connection *c, const webhook_endpoint *endpoint,
     respond(c, status, err->text);
 }
 
-/* Hands the events of job to the store thread; the answer follows when
- * the job returns. An empty batch is answered at once. */
+/* Hands the events of job to the store thread. The response follows when
+ * the job returns, or at once for an empty batch. */
 static void store_events(connection *c, const webhook_endpoint *endpoint,
                          worker_job *job, int64_t now)
 {
@@ -562,7 +562,7 @@ void listener_events_done(daemon_state *d, worker_job *job)
                    "webhook stored: provider=%s events=%zu new=%zu",
                    job->provider, job->events.count, job->stored);
     if (c->closing) {
-        /* The client went away: a provider that saw no answer sends the
+        /* The client went away. A provider that got no response sends the
          * events again, and a resent event is ignored. */
         uv_close((uv_handle_t *)&c->timer, on_handle_closed);
         uv_close((uv_handle_t *)&c->tcp, on_handle_closed);

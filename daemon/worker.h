@@ -44,8 +44,8 @@ typedef struct worker_job {
     size_t message_count;
 
     /* Webhook events, owned by the job, and the provider that sent
-     * them (borrowed). webhook is the listener's request, which the loop
-     * answers when the job comes back. */
+     * them (borrowed). webhook is the listener's request, which gets its
+     * response when the job comes back to the loop. */
     outbox_event_batch events;
     const char *provider;
     void *webhook;

@@ -48,9 +48,14 @@ static char *query(const char *sql)
     while (stmt != NULL && sqlite3_step(stmt) == SQLITE_ROW) {
         for (int i = 0; i < sqlite3_column_count(stmt); i++) {
             const char *value = (const char *)sqlite3_column_text(stmt, i);
+            const char *separator = "";
 
+            if (i > 0)
+                separator = " ";
+            else if (used > 0)
+                separator = "|";
             used += (size_t)snprintf(text + used, sizeof(text) - used, "%s%s",
-                                     i > 0 ? " " : used > 0 ? "|" : "",
+                                     separator,
                                      value != NULL ? value : "NULL");
             if (used >= sizeof(text))
                 used = sizeof(text) - 1;
@@ -290,7 +295,7 @@ static void claims_honour_suppression(void)
     outbox_store_close(store);
 }
 
-/* Reasons of outbox_stuck that depend on a provider's answers. */
+/* Reasons of outbox_stuck that depend on a provider's responses. */
 static void stuck_reasons(void)
 {
     outbox_store *store = open_store();
