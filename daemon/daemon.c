@@ -3,8 +3,8 @@
  * and stopping.
  *
  * The loop keeps up to `concurrency` deliveries in flight. When enough
- * slots are free it posts a claim job to the worker; each claimed message
- * starts at once. Finished deliveries queue their outcome, and once per
+ * slots are free it posts a claim job to the worker; the claimed messages
+ * start as soon as their dispatch is on disk (durable.c). Finished deliveries queue their outcome, and once per
  * loop iteration all queued outcomes go to the worker as one record job.
  *
  * A provider whose response means "misconfigured" (bad API key) is paused:
@@ -29,6 +29,10 @@
 
 /* A drain checks for remaining rows at most this often. */
 #define DRAIN_CHECK_MS 100
+
+/* After a failed sync of the database's log, no claim for this long: the
+ * disk is in trouble, and every claim would be given back again. */
+#define SYNC_FAILED_PAUSE_MS 5000
 
 static void maybe_claim(daemon_state *d);
 static void begin_stop(daemon_state *d, const char *why);
@@ -116,7 +120,8 @@ static void maybe_claim(daemon_state *d)
     size_t batch = (size_t)d->config->claim_batch;
     size_t free_slots;
 
-    if (d->stopping || d->claim_pending || d->in_flight >= concurrency)
+    if (d->stopping || d->claim_pending || d->in_flight >= concurrency
+        || uv_now(d->loop) < d->claims_resume_at)
         return;
     free_slots = concurrency - d->in_flight;
     if (batch > concurrency)
@@ -280,7 +285,9 @@ static void on_flush_check(uv_check_t *check)
     worker_post(&d->worker, job);
 }
 
-static void claim_done(daemon_state *d, worker_job *job)
+/* Returns true when it kept the job (held or reposted), false when the
+ * caller frees it. */
+static bool claim_done(daemon_state *d, worker_job *job)
 {
     d->claim_pending = false;
     if (job->rc != OUTBOX_EOK) {
@@ -288,28 +295,53 @@ static void claim_done(daemon_state *d, worker_job *job)
                    job->rc == OUTBOX_EBUSY ? OUTBOX_LOG_WARN
                                            : OUTBOX_LOG_ERROR,
                    "claim failed: %s", job->err.text);
-        return;
+        return false;
     }
     if (d->stopping) {
         if (job->message_count == 0)
-            return;
+            return false;
         /* Claimed while the stop began: give the rows back untouched. */
+        job->kind = JOB_RELEASE;
+        worker_post(&d->worker, job);
+        return true;
+    }
+    /* The messages hold their slots while they wait for the disk. */
+    d->in_flight += job->message_count;
+    if (job->message_count == job->limit)
+        maybe_claim(d);
+    else if (job->message_count == 0)
+        post_drain_check(d);
+    if (job->message_count > 0) {
+        durable_hold(d, job);
+        return true;
+    }
+    return false;
+}
+
+void daemon_dispatch_durable(daemon_state *d, worker_job *job,
+                             const outbox_error *failure)
+{
+    if (failure != NULL) {
+        outbox_log(&d->logger, OUTBOX_LOG_ERROR,
+                   "%zu claimed messages given back unsent: %s; claims "
+                   "resume in %d ms", job->message_count, failure->text,
+                   SYNC_FAILED_PAUSE_MS);
+        d->claims_resume_at = uv_now(d->loop) + SYNC_FAILED_PAUSE_MS;
+    }
+    if (failure != NULL || d->stopping) {
+        /* The messages never left: give the rows back untouched. */
+        d->in_flight -= job->message_count;
         job->kind = JOB_RELEASE;
         worker_post(&d->worker, job);
         return;
     }
     for (size_t i = 0; i < job->message_count; i++) {
         outbox_message *message = job->messages[i];
-        provider_slot *slot = find_slot(d, message->provider);
 
         job->messages[i] = NULL;
-        d->in_flight++;
-        transfers_start(d, slot, message);
+        transfers_start(d, find_slot(d, message->provider), message);
     }
-    if (job->message_count == job->limit)
-        maybe_claim(d);
-    else if (job->message_count == 0)
-        post_drain_check(d);
+    worker_job_free(job);
 }
 
 static void record_done(daemon_state *d, worker_job *job)
@@ -359,9 +391,8 @@ static void on_worker_done(void *context, worker_job *job)
 
     switch (job->kind) {
     case JOB_CLAIM:
-        claim_done(d, job);
-        if (job->kind == JOB_RELEASE)
-            return;     /* reposted */
+        if (claim_done(d, job))
+            return;     /* held for the disk, or reposted */
         break;
     case JOB_RECORD:
         record_done(d, job);
@@ -575,6 +606,7 @@ int daemon_run(outboxd_config *config, bool drain)
     d.logger.max_level = (int)config->log_level;
     config->store.logger = d.logger;
     config->store.owner = owner ? owner : "outboxd";
+    config->store.caller_syncs_dispatch = true;
     if (uv_loop_init(&loop) != 0) {
         free(owner);
         return 1;
@@ -594,6 +626,7 @@ int daemon_run(outboxd_config *config, bool drain)
         outbox_log(&d.logger, OUTBOX_LOG_ERROR, "cannot start: %s", err.text);
         goto cleanup;
     }
+    durable_init(&d, store);
     if (worker_start(&d.worker, &loop, store, on_worker_done, &d) != 0
         || start_handles(&d) != 0) {
         outbox_log(&d.logger, OUTBOX_LOG_ERROR,

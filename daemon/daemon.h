@@ -25,6 +25,20 @@ typedef struct provider_slot {
     char pause_reason[OUTBOX_ERROR_TEXT_MAX];
 } provider_slot;
 
+/* Claim jobs whose dispatch waits for the disk (durable.c). */
+typedef struct durable_gate {
+    struct daemon_state *d;
+    outbox_store *store;
+    uv_work_t work;
+    bool running;                /* a sync is in libuv's pool */
+    struct worker_job *covered;  /* jobs the running sync covers */
+    struct worker_job *waiting;  /* jobs for the next sync */
+    struct worker_job *waiting_tail;
+    outbox_err rc;               /* of the running sync */
+    outbox_error err;
+    const char *fault;           /* test hook: OUTBOXD_FAULT */
+} durable_gate;
+
 typedef struct daemon_state {
     uv_loop_t *loop;
     outboxd_config *config;
@@ -50,7 +64,10 @@ typedef struct daemon_state {
     uv_signal_t sigint;
     struct listener *listener;       /* webhooks; NULL when not enabled */
 
-    size_t in_flight;                /* transfers and local deliveries */
+    durable_gate durable;
+    uint64_t claims_resume_at;       /* uv_now() after a failed sync */
+    /* Transfers, local deliveries, and messages waiting for the disk. */
+    size_t in_flight;
     bool claim_pending;
     bool pending_check;              /* a drain count is in the worker */
     uint64_t last_drain_check;       /* uv_now() of the last one */
@@ -92,6 +109,16 @@ void transfers_abort_all(daemon_state *d);
 void daemon_finished(daemon_state *d, const outbox_message *message,
                      provider_slot *slot, const outbox_result *result,
                      int64_t started_at);
+
+/* durable.c: holds claimed messages until their dispatch is on disk. */
+void durable_init(daemon_state *d, outbox_store *store);
+/* Takes job, a claim job with messages; hands it back through
+ * daemon_dispatch_durable once a sync covers it. */
+void durable_hold(daemon_state *d, worker_job *job);
+
+/* daemon.c: job's dispatch is on disk, or with failure it may not be. */
+void daemon_dispatch_durable(daemon_state *d, worker_job *job,
+                             const outbox_error *failure);
 
 /* Logging with the daemon's logger (log.c). */
 void daemon_log_line(void *context, outbox_log_level level,

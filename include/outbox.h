@@ -455,6 +455,10 @@ typedef struct outbox_store_options {
     int64_t lease_seconds;      /* a claim is valid this long unless renewed */
     bool retry_unknown;         /* expired dispatched leases: retry, not hold */
     const char *synchronous;    /* "NORMAL" or "FULL" */
+    /* With "FULL": dispatch commits without waiting for the disk, and the
+     * caller calls outbox_store_sync before any request leaves (see
+     * outbox_store_dispatch). */
+    bool caller_syncs_dispatch;
     outbox_limits limits;
     outbox_retry_policy retry;
     outbox_logger logger;
@@ -505,12 +509,26 @@ void outbox_messages_free(outbox_message **messages, size_t count);
  * attempt row, carrying the Message-ID, is opened for each. From here on,
  * an expired lease means the outcome is unknown. dispatched[i] is set false
  * for a message whose lease this daemon lost (another daemon took it over),
- * and that message must not be sent.
+ * and that message must not be sent. With synchronous "FULL" the commit is
+ * synced to disk here, unless options.caller_syncs_dispatch leaves that to
+ * outbox_store_sync.
  */
 outbox_err outbox_store_dispatch(outbox_store *store, bool *dispatched,
                                  outbox_error *err,
                                  outbox_message *const *messages,
                                  size_t count, int64_t now);
+
+/*
+ * Syncs the database's write-ahead log to disk, which makes every commit so
+ * far durable. With options.caller_syncs_dispatch, a dispatched message may
+ * be sent only once a call that began after its dispatch returned OK; one
+ * call covers every dispatch before it. Unlike every other store function,
+ * it may run on another thread while the store's own thread goes on: it
+ * uses a file descriptor of its own, fixed when the store opens. Returns
+ * OK at once when nothing is left to sync: synchronous "NORMAL", or a
+ * dispatch that synced its own commit (an in-memory database has no log).
+ */
+outbox_err outbox_store_sync(outbox_store *store, outbox_error *err);
 
 /* The end of one dispatched attempt, as the caller hands it to the store. */
 typedef struct outbox_outcome {

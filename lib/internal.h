@@ -56,4 +56,7 @@ size_t outbox__base64_size(size_t n);
 /* Fills out with n random bytes from OpenSSL; false if that fails. */
 bool outbox__random_bytes(unsigned char *out, size_t n);
 
+/* Writes the text for errno value error into out, whatever the thread. */
+void outbox__describe_errno(char *out, size_t size, int error);
+
 #endif /* OUTBOX_INTERNAL_H */

@@ -39,13 +39,6 @@ typedef struct file_provider {
     char *folder;
 } file_provider;
 
-/* Writes the text for errno value error into out, whatever the thread. */
-static void describe_errno(char *out, size_t size, int error)
-{
-    if (strerror_r(error, out, size) != 0)
-        snprintf(out, size, "error %d", error);
-}
-
 /*
  * Creates folder and its missing parents, as mkdir -p does. Returns 0, or
  * the errno value of the step that failed.
@@ -102,7 +95,7 @@ static outbox_err file_create(void **state, outbox_error *err,
                                 "than %d bytes", name, FOLDER_MAX);
     error = make_folder(item->valuestring);
     if (error != 0) {
-        describe_errno(reason, sizeof(reason), error);
+        outbox__describe_errno(reason, sizeof(reason), error);
         return outbox_error_set(err, OUTBOX_ECONFIG, "config",
                                 "provider \"%s\": cannot create folder "
                                 "\"%s\": %s",
@@ -270,14 +263,14 @@ static void store_file(outbox_result *result, const file_provider *provider,
 
     error = write_temporary(temporary, envelope, mime, mime_size);
     if (error != 0) {
-        describe_errno(reason, sizeof(reason), error);
+        outbox__describe_errno(reason, sizeof(reason), error);
         unlink(temporary);
         outbox_error_set(&result->error, OUTBOX_EIO, "io_error",
                          "cannot write %s: %s", temporary, reason);
         return;
     }
     if (rename(temporary, path) != 0) {
-        describe_errno(reason, sizeof(reason), errno);
+        outbox__describe_errno(reason, sizeof(reason), errno);
         unlink(temporary);
         outbox_error_set(&result->error, OUTBOX_EIO, "io_error",
                          "cannot rename %s to %s: %s", temporary, path,
@@ -286,7 +279,7 @@ static void store_file(outbox_result *result, const file_provider *provider,
     }
     error = sync_folder(provider->folder);
     if (error != 0) {
-        describe_errno(reason, sizeof(reason), error);
+        outbox__describe_errno(reason, sizeof(reason), error);
         outbox_error_set(&result->error, OUTBOX_EIO, "io_error",
                          "cannot flush folder %s after writing %s: %s",
                          provider->folder, path, reason);

@@ -580,13 +580,15 @@ outbox_err outbox_store_dispatch(outbox_store *store, bool *dispatched,
                                  size_t count, int64_t now)
 {
     dispatch_job job = {messages, count, dispatched, now};
-    bool durable = strcmp(store->synchronous, "FULL") == 0;
+    bool durable = strcmp(store->synchronous, "FULL") == 0
+                   && store->wal_fd < 0;
     outbox_err rc = OUTBOX_EOK;
 
     for (size_t i = 0; i < count; i++)
         dispatched[i] = false;
 
-    /* This commit must survive power loss: see the notes in store.c. */
+    /* This commit must survive power loss: see the notes in store.c. With
+     * its own descriptor on the log, outbox_store_sync does it instead. */
     if (durable)
         rc = outbox__store_exec(store, err, "PRAGMA synchronous = FULL");
     if (rc == OUTBOX_EOK)

@@ -29,6 +29,7 @@ struct outbox_store {
     outbox_store_options options;
     char *owner;
     char *synchronous;
+    int wal_fd;                /* for outbox_store_sync; -1 when unused */
     int64_t started_at;
     int64_t data_version;
     uint64_t random_state;     /* xorshift state for retry jitter */

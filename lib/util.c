@@ -338,3 +338,9 @@ bool outbox__random_bytes(unsigned char *out, size_t n)
 {
     return n <= INT32_MAX && RAND_bytes(out, (int)n) == 1;
 }
+
+void outbox__describe_errno(char *out, size_t size, int error)
+{
+    if (strerror_r(error, out, size) != 0)
+        snprintf(out, size, "error %d", error);
+}

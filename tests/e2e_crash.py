@@ -135,8 +135,34 @@ def test_sigterm_finishes_in_flight():
     mock.stop()
 
 
+def test_failed_sync_sends_nothing():
+    """The log of dispatches cannot be synced to disk: no request leaves,
+    and the rows go back to the queue unchanged, with no attempt row."""
+    directory = workdir()
+    mock = Mock(directory)
+    outbox = Outbox(directory, [sendgrid(mock.url)])
+    ids = [outbox.insert(**ROW) for _ in range(3)]
+    process = outbox.start(env={"OUTBOXD_FAULT": "sync_fails"})
+    time.sleep(1.5)
+    process.send_signal(signal.SIGTERM)
+    check_equal(process.wait(timeout=30), 0, "exit code after SIGTERM")
+
+    check_equal(len(mock.requests()), 0, "requests")
+    for row_id in ids:
+        row = outbox.row(row_id)
+        check_equal((row["status"], row["attempts"]), ("queued", 0),
+                    f"row {row_id} after the failed sync")
+        check_equal(outbox.attempts(row_id), [], f"row {row_id} attempts")
+    log = outbox.log_text()
+    check("3 claimed messages given back unsent: syncing the write-ahead "
+          "log to disk failed" in log, "the failed sync is logged")
+    check("claims resume in 5000 ms" in log, "the pause is logged")
+    mock.stop()
+
+
 threads = []
-for test in (test_crash_after_claim_requeues,
+for test in (test_failed_sync_sends_nothing,
+             test_crash_after_claim_requeues,
              test_crash_after_provider_ok_holds,
              test_locked_database_keeps_result,
              test_sigterm_finishes_in_flight):

@@ -2,6 +2,8 @@
  * test_store.c - the SQLite store on its own: schema, settings, claims,
  * dispatches, outcomes and lease upkeep, driven with explicit times.
  */
+#include <dirent.h>
+#include <limits.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -424,6 +426,79 @@ static void dispatch_is_synced(void)
     outbox_store_close(store);
 }
 
+/* Counts this process's descriptors open on the file at target. */
+static int descriptors_on(const char *target)
+{
+    DIR *fds = opendir("/proc/self/fd");
+    struct dirent *entry;
+    int count = 0;
+
+    if (fds == NULL)
+        return -1;
+    while ((entry = readdir(fds)) != NULL) {
+        char link[300];
+        char name[PATH_MAX];
+        ssize_t size;
+
+        snprintf(link, sizeof(link), "/proc/self/fd/%s", entry->d_name);
+        size = readlink(link, name, sizeof(name) - 1);
+        if (size <= 0)
+            continue;
+        name[size] = '\0';
+        if (strcmp(name, target) == 0)
+            count++;
+    }
+    closedir(fds);
+    return count;
+}
+
+static void dispatch_synced_by_caller(void)
+{
+    outbox_store_options options;
+    outbox_store *store = NULL;
+    int64_t now = (int64_t)time(NULL) + 400;
+    outbox_message **messages = NULL;
+    outbox_error err;
+    bool dispatched = false;
+    size_t count = 0;
+    char wal[300];
+    int before = 0;
+
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    outbox_store_options_default(&options);
+    options.owner = "a";
+    options.caller_syncs_dispatch = true;
+    before = descriptors_on(wal);
+    if (outbox_store_open(&store, &err, path, &options) != OUTBOX_EOK)
+        CHECK_FAIL("open failed: %s", err.text);
+    run_sql("UPDATE outbox SET status = 'cancelled' "
+            "WHERE status IN ('queued', 'retrying')");
+    insert_invoice("synced-by-caller-1");
+
+    /* SQLite's connection has the log open too; the store adds its own
+     * descriptor, which outbox_store_sync syncs. */
+    CHECK_CASE("the store opens a descriptor of its own on the log");
+    CHECK_INT(descriptors_on(wal), before + 2);
+
+    CHECK_CASE("the dispatch commit leaves the sync to the caller");
+    messages = claim(store, &count, 10, now);
+    CHECK_INT(count, 1);
+    trace[0] = '\0';
+    sqlite3_trace_v2(store->db, SQLITE_TRACE_STMT, record_statement, NULL);
+    if (count == 1)
+        outbox_store_dispatch(store, &dispatched, &err, messages, 1, now);
+    sqlite3_trace_v2(store->db, 0, NULL, NULL);
+    CHECK(dispatched);
+    CHECK_CONTAINS(trace, "INSERT INTO delivery_attempt");
+    CHECK(strstr(trace, "PRAGMA synchronous = FULL") == NULL);
+    CHECK_INT(outbox_store_sync(store, &err), OUTBOX_EOK);
+    outbox_messages_free(messages, count);
+    outbox_store_close(store);
+
+    CHECK_CASE("closing the store closes its descriptor");
+    CHECK_INT(descriptors_on(wal), before);
+}
+
 int main(void)
 {
     if (mkdtemp(folder) == NULL) {
@@ -436,5 +511,6 @@ int main(void)
     retry_schedules_next_attempt();
     expired_leases();
     dispatch_is_synced();
+    dispatch_synced_by_caller();
     CHECK_DONE();
 }
