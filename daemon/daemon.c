@@ -231,6 +231,7 @@ void daemon_finished(daemon_state *d, const outbox_message *message,
                      int64_t started_at)
 {
     outbox_outcome outcome;
+    outbox_error err;
 
 #ifdef OUTBOX_FAULT_HOOKS
     /* Test builds: die after the provider accepted, before the outcome is
@@ -248,16 +249,23 @@ void daemon_finished(daemon_state *d, const outbox_message *message,
     snprintf(outcome.provider, sizeof(outcome.provider), "%s",
              outbox_provider_name(slot->provider));
     outcome.result = *result;
+    if (outbox_outcome_set_recipients(&outcome, &err, message) != OUTBOX_EOK)
+        outbox_log(&d->logger, OUTBOX_LOG_ERROR,
+                   "id=%lld error=\"%s; delivery_recipient misses this "
+                   "attempt's recipients\"", (long long)message->id,
+                   err.text);
 
     /* Without memory the row keeps its lease and dispatched_at; when the
      * lease expires, upkeep holds it, so the result is not silently
      * lost. */
-    if (!queue_outcome(d, &outcome))
+    if (!queue_outcome(d, &outcome)) {
         outbox_log(&d->logger, OUTBOX_LOG_ERROR,
                    "id=%lld error=\"out of memory recording the outcome "
                    "%s\"",
                    (long long)message->id,
                    outbox_result_kind_name(result->kind));
+        outbox_outcome_clear(&outcome);
+    }
     pause_provider(d, slot, result);
     d->in_flight--;
     maybe_claim(d);
@@ -357,7 +365,9 @@ static void record_done(daemon_state *d, worker_job *job)
                "recording %zu outcomes failed, will retry: %s",
                job->outcome_count, job->err.text);
     for (size_t i = 0; i < job->outcome_count; i++) {
-        if (!queue_outcome(d, &job->outcomes[i]))
+        if (queue_outcome(d, &job->outcomes[i]))
+            job->outcomes[i].recipients = NULL;     /* moved */
+        else
             outbox_log(&d->logger, OUTBOX_LOG_ERROR,
                        "id=%lld error=\"out of memory keeping the outcome\"",
                        (long long)job->outcomes[i].id);

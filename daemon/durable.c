@@ -3,7 +3,7 @@
  *
  * The store commits a claim's dispatch (the open attempt rows) without
  * waiting for the disk, so its thread can go on with the next job. The
- * loop holds the claimed messages back, has a thread of libuv's pool sync
+ * loop keeps the claimed messages waiting, has a thread of libuv's pool sync
  * the write-ahead log (outbox_store_sync), and only then starts their
  * deliveries. Claims that come back while a sync runs wait for the next
  * one, which covers them all: one sync per group of claims, and the store

@@ -30,6 +30,8 @@ void worker_job_free(worker_job *job)
 {
     if (job == NULL)
         return;
+    for (size_t i = 0; i < job->outcome_count; i++)
+        outbox_outcome_clear(&job->outcomes[i]);
     free(job->outcomes);
     free(job->names);
     outbox_messages_free(job->messages, job->message_count);

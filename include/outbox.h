@@ -539,7 +539,25 @@ typedef struct outbox_outcome {
     int64_t finished_at;
     char provider[64];
     outbox_result result;
+    /* The recipients the request named, one per line: 't', 'c' or 'b' (to,
+     * cc, bcc), then the address. Owned by the outcome (see
+     * outbox_outcome_set_recipients); NULL when not known. */
+    char *recipients;
 } outbox_outcome;
+
+/*
+ * Copies the to, cc and bcc addresses of message into outcome->recipients,
+ * replacing what was there. outbox_store_record writes a delivery_recipient
+ * row for each when the provider accepted the message (`sent`) or the
+ * outcome is unknown (`pending`), and looks for them in the error text of
+ * an inactive_recipient failure.
+ */
+outbox_err outbox_outcome_set_recipients(outbox_outcome *outcome,
+                                         outbox_error *err,
+                                         const outbox_message *message);
+
+/* Frees outcome->recipients and sets it to NULL. Accepts NULL. */
+void outbox_outcome_clear(outbox_outcome *outcome);
 
 /*
  * Writes outcomes in one transaction: the attempt row, and the message's

@@ -2,8 +2,12 @@
  * store_events.c - what webhooks tell: events, each recipient's outcome,
  * the message's delivery status, and the suppression list.
  *
- * Each recipient of a claimed message has a row in delivery_recipient,
- * and its status only moves forward, by this rank:
+ * Each recipient of a message has a row in delivery_recipient once the
+ * provider accepted the message (`sent`), once the outcome is unknown
+ * (`pending`), or once an event names it, whichever comes first. A claim
+ * writes rows only for the recipients it drops as suppressed, so sending
+ * a message costs one row write per recipient, not two. A row's status
+ * only moves forward, by this rank:
  *
  *   pending 0 < sent 1 < deferred 2 < delivered 3 < bounced, dropped 4
  *     < complained 5;   suppressed (never sent to) is final.
@@ -21,6 +25,7 @@
  * drops suppressed addresses from the message and fails a message that
  * has no recipient left, so the provider is never called for it.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -379,33 +384,6 @@ static outbox_err find_suppression(outbox_store *store, outbox_error *err,
     return rc;
 }
 
-/* Adds a recipient row as pending; a row from an earlier attempt stays. */
-static outbox_err add_pending_recipient(outbox_store *store,
-                                        outbox_error *err, int64_t outbox_id,
-                                        const char *recipient,
-                                        const char *kind, int64_t now)
-{
-    sqlite3_stmt *stmt = NULL;
-    outbox_err rc = outbox__store_prepare(
-        store, &stmt, err,
-        "INSERT INTO delivery_recipient (outbox_id, recipient, kind, status, "
-        "                                updated_at) "
-        "VALUES (?1, ?2, ?3, 'pending', ?4) "
-        "ON CONFLICT (outbox_id, recipient) DO NOTHING");
-
-    if (rc != OUTBOX_EOK)
-        return rc;
-    sqlite3_bind_int64(stmt, 1, outbox_id);
-    outbox__bind_text(stmt, 2, recipient);
-    outbox__bind_text(stmt, 3, kind);
-    outbox__bind_time(stmt, 4, now);
-    if (sqlite3_step(stmt) != SQLITE_DONE)
-        rc = outbox__store_fail(store, err, OUTBOX_EDATABASE,
-                                "adding a message's recipient");
-    outbox__store_finish(stmt);
-    return rc;
-}
-
 /* Drops the suppressed addresses of one list, recording each. */
 static outbox_err drop_from_list(outbox_store *store, outbox_error *err,
                                  outbox_message *message,
@@ -433,9 +411,6 @@ static outbox_err drop_from_list(outbox_store *store, outbox_error *err,
             free(address->email);
             continue;
         }
-        if (rc == OUTBOX_EOK)
-            rc = add_pending_recipient(store, err, message->id,
-                                       address->email, kind, now);
         list->items[kept++] = *address;
     }
     list->count = kept;
@@ -465,59 +440,180 @@ outbox_err outbox__store_drop_suppressed(outbox_store *store,
     return rc;
 }
 
-outbox_err outbox__store_recipients_sent(outbox_store *store,
-                                         outbox_error *err, int64_t outbox_id,
-                                         int64_t now)
+/*
+ * Writes one recipient of an outcome at status. Returns in *earlier whether
+ * a row was there already: an event came first, or an earlier attempt's
+ * outcome was unknown. That row keeps a higher status, and takes the kind
+ * and the spelling of the address from the message.
+ */
+static outbox_err write_recipient(outbox_store *store, outbox_error *err,
+                                  int64_t outbox_id, const char *recipient,
+                                  int size, const char *kind,
+                                  const char *status, int64_t now,
+                                  bool *earlier)
 {
-    sqlite3_stmt *stmt = NULL;
+    sqlite3_stmt *insert = NULL;
+    sqlite3_stmt *update = NULL;
     outbox_err rc = outbox__store_prepare(
-        store, &stmt, err,
-        "UPDATE delivery_recipient SET status = 'sent', updated_at = ?2 "
-        " WHERE outbox_id = ?1 AND status = 'pending'");
+        store, &insert, err,
+        "INSERT INTO delivery_recipient (outbox_id, recipient, kind, status, "
+        "                                updated_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5) "
+        "ON CONFLICT (outbox_id, recipient) DO NOTHING");
 
     if (rc != OUTBOX_EOK)
         return rc;
-    sqlite3_bind_int64(stmt, 1, outbox_id);
-    outbox__bind_time(stmt, 2, now);
-    if (sqlite3_step(stmt) != SQLITE_DONE)
+    sqlite3_bind_int64(insert, 1, outbox_id);
+    sqlite3_bind_text(insert, 2, recipient, size, SQLITE_STATIC);
+    outbox__bind_text(insert, 3, kind);
+    outbox__bind_text(insert, 4, status);
+    outbox__bind_time(insert, 5, now);
+    if (sqlite3_step(insert) != SQLITE_DONE)
         rc = outbox__store_fail(store, err, OUTBOX_EDATABASE,
-                                "marking a message's recipients sent");
-    outbox__store_finish(stmt);
-    /* Events that arrived before this record count now. */
-    if (rc == OUTBOX_EOK)
-        rc = outbox__store_update_message_status(store, err, outbox_id, now);
+                                "adding a message's recipient");
+    else if (sqlite3_changes(store->db) == 0)
+        *earlier = true;
+    outbox__store_finish(insert);
+    if (rc != OUTBOX_EOK || sqlite3_changes(store->db) > 0)
+        return rc;
+
+    rc = outbox__store_prepare(
+        store, &update, err,
+        "UPDATE delivery_recipient SET recipient = ?2, "
+        "       kind = coalesce(kind, ?3), "
+        "       status = CASE WHEN " RANK_SQL("?4") " > "
+        RANK_SQL("status") " THEN ?4 ELSE status END, updated_at = ?5 "
+        " WHERE outbox_id = ?1 AND recipient = ?2 "
+        "   AND status <> 'suppressed'");
+    if (rc != OUTBOX_EOK)
+        return rc;
+    sqlite3_bind_int64(update, 1, outbox_id);
+    sqlite3_bind_text(update, 2, recipient, size, SQLITE_STATIC);
+    outbox__bind_text(update, 3, kind);
+    outbox__bind_text(update, 4, status);
+    outbox__bind_time(update, 5, now);
+    if (sqlite3_step(update) != SQLITE_DONE)
+        rc = outbox__store_fail(store, err, OUTBOX_EDATABASE,
+                                "updating a message's recipient");
+    outbox__store_finish(update);
     return rc;
 }
 
-outbox_err outbox__store_suppress_named(outbox_store *store, outbox_error *err,
-                                        int64_t outbox_id, const char *text,
-                                        const char *provider, int64_t now)
+/* Returns the delivery_recipient kind for a line's first character. */
+static const char *recipient_kind(char code)
+{
+    switch (code) {
+    case 't': return "to";
+    case 'c': return "cc";
+    case 'b': return "bcc";
+    default: return NULL;
+    }
+}
+
+/* What each_recipient calls for one recipient: address is size bytes,
+ * not NUL-terminated. */
+typedef outbox_err (*recipient_fn)(outbox_store *store, outbox_error *err,
+                                   const outbox_outcome *outcome,
+                                   const char *kind, const char *address,
+                                   int size, void *context);
+
+/* Calls fn for each line of an outcome's recipients, stopping at an
+ * error. */
+static outbox_err each_recipient(outbox_store *store, outbox_error *err,
+                                 const outbox_outcome *outcome,
+                                 recipient_fn fn, void *context)
+{
+    const char *line = outcome->recipients;
+    outbox_err rc = OUTBOX_EOK;
+
+    while (rc == OUTBOX_EOK && line != NULL && line[0] != '\0') {
+        const char *end = strchr(line, '\n');
+        size_t size = end != NULL ? (size_t)(end - line) : strlen(line);
+
+        if (size >= 2 && size <= INT_MAX)
+            rc = fn(store, err, outcome, recipient_kind(line[0]), line + 1,
+                    (int)size - 1, context);
+        line += size;
+        if (*line == '\n')
+            line++;
+    }
+    return rc;
+}
+
+typedef struct recipients_write {
+    const char *status;
+    bool earlier;
+} recipients_write;
+
+static outbox_err write_one(outbox_store *store, outbox_error *err,
+                            const outbox_outcome *outcome, const char *kind,
+                            const char *address, int size, void *context)
+{
+    recipients_write *write = context;
+
+    return write_recipient(store, err, outcome->id, address, size, kind,
+                           write->status, outcome->finished_at,
+                           &write->earlier);
+}
+
+outbox_err outbox__store_write_recipients(outbox_store *store,
+                                          outbox_error *err,
+                                          const outbox_outcome *outcome,
+                                          const char *status)
+{
+    recipients_write write = {status, false};
+    outbox_err rc = each_recipient(store, err, outcome, write_one, &write);
+
+    /* Events that arrived before this record count now. */
+    if (rc == OUTBOX_EOK && write.earlier)
+        rc = outbox__store_update_message_status(store, err, outcome->id,
+                                                 outcome->finished_at);
+    return rc;
+}
+
+static outbox_err suppress_if_named(outbox_store *store, outbox_error *err,
+                                    const outbox_outcome *outcome,
+                                    const char *kind, const char *address,
+                                    int size, void *context)
 {
     sqlite3_stmt *stmt = NULL;
     outbox_err rc = outbox__store_prepare(
         store, &stmt, err,
         "INSERT INTO suppression (address, reason, provider, detail, "
         "                         outbox_id, created_at) "
-        "SELECT recipient, 'inactive_recipient', ?3, ?2, ?1, ?4 "
-        "  FROM delivery_recipient "
-        " WHERE outbox_id = ?1 AND instr(lower(?2), lower(recipient)) > 0 "
+        "SELECT ?2, 'inactive_recipient', ?4, ?3, ?1, ?5 "
+        " WHERE instr(lower(?3), lower(?2)) > 0 "
         "ON CONFLICT (address) DO NOTHING");
 
+    (void)kind;
     if (rc != OUTBOX_EOK)
         return rc;
-    sqlite3_bind_int64(stmt, 1, outbox_id);
-    outbox__bind_text(stmt, 2, text);
-    outbox__bind_text(stmt, 3, provider);
-    outbox__bind_time(stmt, 4, now);
+    sqlite3_bind_int64(stmt, 1, outcome->id);
+    sqlite3_bind_text(stmt, 2, address, size, SQLITE_STATIC);
+    outbox__bind_text(stmt, 3, outcome->result.error.text);
+    outbox__bind_text(stmt, 4, outcome->provider);
+    outbox__bind_time(stmt, 5, outcome->finished_at);
     if (sqlite3_step(stmt) != SQLITE_DONE)
         rc = outbox__store_fail(store, err, OUTBOX_EDATABASE,
-                                "adding inactive recipients to the "
+                                "adding an inactive recipient to the "
                                 "suppression list");
     else if (sqlite3_changes(store->db) > 0)
+        (*(int *)context)++;
+    outbox__store_finish(stmt);
+    return rc;
+}
+
+outbox_err outbox__store_suppress_named(outbox_store *store, outbox_error *err,
+                                        const outbox_outcome *outcome)
+{
+    int added = 0;
+    outbox_err rc = each_recipient(store, err, outcome, suppress_if_named,
+                                   &added);
+
+    if (rc == OUTBOX_EOK && added > 0)
         outbox_log(&store->options.logger, OUTBOX_LOG_INFO,
                    "id=%lld event=suppressed reason=inactive_recipient "
-                   "addresses=%d provider=%s", (long long)outbox_id,
-                   sqlite3_changes(store->db), provider);
-    outbox__store_finish(stmt);
+                   "addresses=%d provider=%s", (long long)outcome->id, added,
+                   outcome->provider);
     return rc;
 }

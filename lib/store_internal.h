@@ -86,20 +86,22 @@ outbox_err outbox__store_update_message_status(outbox_store *store,
                                                int64_t outbox_id,
                                                int64_t now);
 
-/* Marks the pending recipients of a message that was just recorded as
- * sent, then applies the events that arrived before. */
-outbox_err outbox__store_recipients_sent(outbox_store *store,
-                                         outbox_error *err, int64_t outbox_id,
-                                         int64_t now);
+/*
+ * Writes a delivery_recipient row at status for each of the outcome's
+ * recipients, then applies the events that arrived before.
+ */
+outbox_err outbox__store_write_recipients(outbox_store *store,
+                                          outbox_error *err,
+                                          const outbox_outcome *outcome,
+                                          const char *status);
 
 /*
- * Adds each recipient of a message that text names (a provider's error,
- * such as Postmark's "Found inactive addresses: ...") to the suppression
- * list with reason inactive_recipient.
+ * Adds each recipient of the outcome that its error text names (a
+ * provider's error, such as Postmark's "Found inactive addresses: ...") to
+ * the suppression list with reason inactive_recipient.
  */
 outbox_err outbox__store_suppress_named(outbox_store *store, outbox_error *err,
-                                        int64_t outbox_id, const char *text,
-                                        const char *provider, int64_t now);
+                                        const outbox_outcome *outcome);
 
 /* Adds address to the suppression list unless it is there already. */
 outbox_err outbox__store_suppress(outbox_store *store, outbox_error *err,
@@ -108,8 +110,8 @@ outbox_err outbox__store_suppress(outbox_store *store, outbox_error *err,
                                   int64_t outbox_id, int64_t now);
 
 /*
- * Removes the suppressed addresses from a claimed message's to, cc and bcc
- * and records every recipient in delivery_recipient. When none is left,
+ * Removes the suppressed addresses from a claimed message's to, cc and bcc,
+ * each recorded in delivery_recipient as suppressed. When none is left,
  * fills why (kind "suppressed"); err is for database failures only.
  */
 outbox_err outbox__store_drop_suppressed(outbox_store *store,

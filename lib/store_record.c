@@ -15,9 +15,12 @@
  * expired while the request was out) still takes a late sent, failed or
  * retry result: the provider's response is better evidence than the guess.
  */
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "store_internal.h"
 
 /* The outbox columns one move writes, bound to the update below. */
@@ -231,15 +234,13 @@ static outbox_err record_one(outbox_store *store, outbox_error *err,
     if (rc == OUTBOX_EOK)
         rc = write_move(store, err, job, outcome, &to, &applied);
     if (rc == OUTBOX_EOK && applied && result->kind == OUTBOX_RESULT_SENT)
-        rc = outbox__store_recipients_sent(store, err, outcome->id,
-                                           outcome->finished_at);
+        rc = outbox__store_write_recipients(store, err, outcome, "sent");
+    if (rc == OUTBOX_EOK && applied && result->kind == OUTBOX_RESULT_UNKNOWN)
+        rc = outbox__store_write_recipients(store, err, outcome, "pending");
     /* The provider refuses these addresses for good (Postmark's 406). */
     if (rc == OUTBOX_EOK && applied
         && strcmp(result->error.kind, "inactive_recipient") == 0)
-        rc = outbox__store_suppress_named(store, err, outcome->id,
-                                          result->error.text,
-                                          outcome->provider,
-                                          outcome->finished_at);
+        rc = outbox__store_suppress_named(store, err, outcome);
     if (rc == OUTBOX_EOK)
         log_move(store, outcome, &to, applied);
     return rc;
@@ -267,6 +268,49 @@ static outbox_err record(outbox_store *store, void *context,
     job->attempt = NULL;
     job->failures = NULL;
     return rc;
+}
+
+/* Appends one line per address of list to buf: code, then the address. */
+static outbox_err add_recipients(outbox_buf *buf, char code,
+                                 const outbox_address_list *list)
+{
+    outbox_err rc = OUTBOX_EOK;
+
+    for (size_t i = 0; rc == OUTBOX_EOK && i < list->count; i++)
+        rc = outbox__buf_printf(buf, "%c%s\n", code, list->items[i].email);
+    return rc;
+}
+
+outbox_err outbox_outcome_set_recipients(outbox_outcome *outcome,
+                                         outbox_error *err,
+                                         const outbox_message *message)
+{
+    outbox_buf buf;
+    outbox_err rc;
+
+    /* The claim's recipient cap bounds the size. */
+    outbox__buf_init(&buf, SIZE_MAX);
+    rc = add_recipients(&buf, 't', &message->to);
+    if (rc == OUTBOX_EOK)
+        rc = add_recipients(&buf, 'c', &message->cc);
+    if (rc == OUTBOX_EOK)
+        rc = add_recipients(&buf, 'b', &message->bcc);
+    if (rc != OUTBOX_EOK) {
+        outbox__buf_free(&buf);
+        return outbox_error_set(err, rc, "internal",
+                                "out of memory copying the recipients");
+    }
+    free(outcome->recipients);
+    outcome->recipients = outbox__buf_take(&buf, NULL);
+    return OUTBOX_EOK;
+}
+
+void outbox_outcome_clear(outbox_outcome *outcome)
+{
+    if (outcome == NULL)
+        return;
+    free(outcome->recipients);
+    outcome->recipients = NULL;
 }
 
 outbox_err outbox_store_record(outbox_store *store, outbox_error *err,

@@ -99,9 +99,10 @@ static outbox_message **claim_all(outbox_store *store, size_t *count)
     return messages;
 }
 
-/* Dispatches message and records it as sent with provider id id. */
-static void send_one(outbox_store *store, outbox_message *message,
-                     const char *id)
+/* Dispatches message and records its outcome as kind, with provider id
+ * id (sent only). */
+static void record_outcome(outbox_store *store, outbox_message *message,
+                           outbox_result_kind kind, const char *id)
 {
     outbox_outcome outcome;
     outbox_error err;
@@ -117,11 +118,22 @@ static void send_one(outbox_store *store, outbox_message *message,
     outcome.started_at = now;
     outcome.finished_at = now;
     snprintf(outcome.provider, sizeof(outcome.provider), "sendgrid");
-    outbox_result_init(&outcome.result, OUTBOX_RESULT_SENT);
-    outcome.result.status = 202;
+    outbox_result_init(&outcome.result, kind);
+    if (kind == OUTBOX_RESULT_SENT)
+        outcome.result.status = 202;
     snprintf(outcome.result.provider_message_id,
              sizeof(outcome.result.provider_message_id), "%s", id);
+    CHECK_INT(outbox_outcome_set_recipients(&outcome, &err, message),
+              OUTBOX_EOK);
     CHECK_INT(outbox_store_record(store, &err, &outcome, 1), OUTBOX_EOK);
+    outbox_outcome_clear(&outcome);
+}
+
+/* Dispatches message and records it as sent with provider id id. */
+static void send_one(outbox_store *store, outbox_message *message,
+                     const char *id)
+{
+    record_outcome(store, message, OUTBOX_RESULT_SENT, id);
 }
 
 /* An event for the tests; strings are borrowed, not owned. */
@@ -163,17 +175,14 @@ static void delivered_then_late_events(void)
     outbox_message **messages;
     size_t count;
 
-    CHECK_CASE("claim records each recipient as pending");
+    CHECK_CASE("a claim writes no recipient row");
     run_sql("INSERT INTO outbox (id, sender, recipients, cc, bcc, body_text,"
             " reference) VALUES (42, 'billing@example.com', "
             "'anna@example.org', 'Bob <bob@example.org>', "
             "'archive@example.com', 'Invoice 42', 'INV-42')");
     messages = claim_all(store, &count);
     CHECK_INT(count, 1);
-    CHECK_QUERY("SELECT recipient, kind, status FROM delivery_recipient "
-                "ORDER BY kind DESC",
-                "anna@example.org to pending|bob@example.org cc pending|"
-                "archive@example.com bcc pending");
+    CHECK_QUERY("SELECT count(*) FROM delivery_recipient", "0");
 
     CHECK_CASE("an event before the sent record waits for it");
     {
@@ -190,8 +199,10 @@ static void delivered_then_late_events(void)
     if (count == 1)
         send_one(store, messages[0], "sg-abc");
     CHECK_QUERY("SELECT status FROM outbox WHERE id = 42", "delivered");
-    CHECK_QUERY("SELECT status FROM delivery_recipient ORDER BY kind DESC",
-                "delivered|sent|sent");
+    CHECK_QUERY("SELECT recipient, kind, status FROM delivery_recipient "
+                "ORDER BY kind DESC",
+                "anna@example.org to delivered|bob@example.org cc sent|"
+                "archive@example.com bcc sent");
 
     CHECK_CASE("a resent event is ignored");
     {
@@ -268,8 +279,7 @@ static void claims_honour_suppression(void)
     }
     CHECK_QUERY("SELECT recipient, status, substr(detail, 1, 17) FROM "
                 "delivery_recipient WHERE outbox_id = 43 ORDER BY recipient",
-                "Bob@Example.org suppressed hard_bounce since|"
-                "dave@example.org pending NULL");
+                "Bob@Example.org suppressed hard_bounce since");
     outbox_messages_free(messages, count);
 
     CHECK_CASE("a message with every recipient suppressed fails");
@@ -291,6 +301,40 @@ static void claims_honour_suppression(void)
             "'Invoice 45')");
     messages = claim_all(store, &count);
     CHECK_INT(count, 1);
+    outbox_messages_free(messages, count);
+    outbox_store_close(store);
+}
+
+static void held_rows_wait_for_events(void)
+{
+    outbox_store *store = open_store();
+    outbox_message **messages;
+    size_t count;
+
+    CHECK_CASE("an unknown outcome writes its recipients as pending");
+    run_sql("INSERT INTO outbox (id, sender, recipients, cc, body_text, "
+            "reference) VALUES (46, 'billing@example.com', "
+            "'erin@example.org', 'frank@example.org', 'Invoice 46', "
+            "'INV-46')");
+    messages = claim_all(store, &count);
+    CHECK_INT(count, 1);
+    if (count == 1)
+        record_outcome(store, messages[0], OUTBOX_RESULT_UNKNOWN, "");
+    CHECK_QUERY("SELECT status FROM outbox WHERE id = 46", "held");
+    CHECK_QUERY("SELECT recipient, kind, status FROM delivery_recipient "
+                "WHERE outbox_id = 46 ORDER BY kind DESC",
+                "erin@example.org to pending|frank@example.org cc pending");
+
+    CHECK_CASE("one delivery settles the row, not every recipient");
+    {
+        outbox_event delivered = event(OUTBOX_EVENT_DELIVERED,
+                                       OUTBOX_BOUNCE_NONE, "ev-46", 46, NULL,
+                                       "erin@example.org");
+
+        CHECK_INT(record(store, &delivered, 1), 1);
+        CHECK_QUERY("SELECT status, delivered_to_all FROM delivery_status "
+                    "WHERE id = 46", "delivered 0");
+    }
     outbox_messages_free(messages, count);
     outbox_store_close(store);
 }
@@ -337,6 +381,7 @@ int main(void)
     snprintf(path, sizeof(path), "%s/outbox.db", folder);
     delivered_then_late_events();
     claims_honour_suppression();
+    held_rows_wait_for_events();
     stuck_reasons();
     unlink(path);
     rmdir(folder);
