@@ -17,12 +17,12 @@ def open_descriptors(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def insert_rows(outbox, first, count):
+def insert_rows(outbox, first, count, body="Your invoice is attached."):
     db = outbox.connect()
     db.executemany("INSERT INTO outbox (sender, recipients, subject, "
                    "body_text) VALUES (?, ?, ?, ?)",
                    [("billing@example.com", f"customer+{n}@example.org",
-                     f"Invoice {n}", "Your invoice is attached.")
+                     f"Invoice {n}", body)
                     for n in range(first, first + count)])
     db.commit()
     db.close()
@@ -92,5 +92,29 @@ def test_connection_churn():
     mock.stop()
 
 
+def test_log_checkpointed():
+    """The write-ahead log is copied back into the database while outboxd
+    works, so it stays short under a steady load. A checkpoint run by
+    another connection while the store writes never lets the log start
+    over; this test caught that."""
+    directory = workdir()
+    mock = Mock(directory)
+    outbox = Outbox(directory, [sendgrid(mock.url)], concurrency=50,
+                    log_level="warn")
+    # 3 KB bodies: each claim and each outcome rewrites a page per row, so
+    # 2,000 messages write well over 4,000 frames.
+    insert_rows(outbox, 0, 2000, body="x" * 3000)
+    outbox.query("PRAGMA wal_checkpoint(TRUNCATE)")
+    daemon = outbox.start()
+    wait_until_sent(outbox, 2000, 60)
+    log = outbox.query("PRAGMA wal_checkpoint(PASSIVE)")[0]["log"]
+    daemon.terminate()
+    check_equal(daemon.wait(timeout=30), 0, "outboxd exit code")
+    check(0 <= log < 2500, f"frames in the log after 2,000 messages: {log}")
+    print(f"log: {log} frames after 2,000 messages")
+    mock.stop()
+
+
 test_connection_churn()
+test_log_checkpointed()
 finish()
