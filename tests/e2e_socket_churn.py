@@ -95,8 +95,8 @@ def test_connection_churn():
 def test_log_checkpointed():
     """The write-ahead log is copied back into the database while outboxd
     works, so it stays short under a steady load. A checkpoint run by
-    another connection while the store writes never lets the log start
-    over; this test caught that."""
+    another connection while the store writes would copy the log but
+    never let it start over."""
     directory = workdir()
     mock = Mock(directory)
     outbox = Outbox(directory, [sendgrid(mock.url)], concurrency=50,
