@@ -8,8 +8,9 @@
  * resident memory. It is a program, not a test: it prints figures and
  * checks only that every row ended `sent`.
  *
- * usage: outbox_bench [--messages N] [--concurrency C] [--outboxd PATH]
- *                     [--mock PATH] [--dir DIR] [--synchronous FULL|NORMAL]
+ * usage: outbox_bench [--messages N] [--concurrency C] [--claim-batch B]
+ *                     [--outboxd PATH] [--mock PATH] [--dir DIR]
+ *                     [--synchronous FULL|NORMAL]
  */
 #include <errno.h>
 #include <signal.h>
@@ -25,6 +26,7 @@
 typedef struct bench_options {
     long messages;
     long concurrency;
+    long claim_batch;
     const char *outboxd;
     const char *mock;
     const char *dir;
@@ -155,6 +157,7 @@ static int parse_options(bench_options *options, int argc, char **argv)
 {
     options->messages = 100000;
     options->concurrency = 64;
+    options->claim_batch = 256;
     options->outboxd = "./outboxd";
     options->mock = "./tests/mock_provider";
     options->dir = NULL;
@@ -164,6 +167,8 @@ static int parse_options(bench_options *options, int argc, char **argv)
             options->messages = strtol(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "--concurrency") == 0)
             options->concurrency = strtol(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--claim-batch") == 0)
+            options->claim_batch = strtol(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "--outboxd") == 0)
             options->outboxd = argv[i + 1];
         else if (strcmp(argv[i], "--mock") == 0)
@@ -176,7 +181,7 @@ static int parse_options(bench_options *options, int argc, char **argv)
             return -1;
     }
     if ((argc - 1) % 2 != 0 || options->messages < 1
-        || options->concurrency < 1)
+        || options->concurrency < 1 || options->claim_batch < 1)
         return -1;
     return 0;
 }
@@ -198,8 +203,8 @@ int main(int argc, char **argv)
 
     if (parse_options(&options, argc, argv) != 0) {
         fprintf(stderr, "usage: outbox_bench [--messages N] [--concurrency C]"
-                        " [--outboxd PATH] [--mock PATH] [--dir DIR]"
-                        " [--synchronous FULL|NORMAL]\n");
+                        " [--claim-batch B] [--outboxd PATH] [--mock PATH]"
+                        " [--dir DIR] [--synchronous FULL|NORMAL]\n");
         return 2;
     }
     dir = options.dir ? options.dir : mkdtemp(dir_template);
@@ -235,12 +240,14 @@ int main(int argc, char **argv)
     }
     fprintf(file,
             "{\"database\": \"%s\", \"concurrency\": %ld,\n"
+            " \"claim_batch\": %ld,\n"
             " \"synchronous\": \"%s\", \"log_level\": \"warn\",\n"
             " \"providers\": [{\"name\": \"sendgrid\", \"type\": "
             "\"sendgrid\",\n"
             "   \"base_url\": \"http://127.0.0.1:%s\", \"api_key\": "
             "\"bench-key\"}]}\n",
-            database, options.concurrency, options.synchronous, port_text);
+            database, options.concurrency, options.claim_batch,
+            options.synchronous, port_text);
     fclose(file);
 
     {

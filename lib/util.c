@@ -59,14 +59,24 @@ void outbox_log(const outbox_logger *logger, outbox_log_level level,
 
 void outbox_time_format(char out[OUTBOX_TIME_TEXT_SIZE], int64_t t)
 {
+    /* The store writes the same second into several columns of every
+     * message, so each thread keeps the last text it made. */
+    static _Thread_local int64_t last_time = -1;
+    static _Thread_local char last_text[OUTBOX_TIME_TEXT_SIZE];
     time_t seconds = (time_t)t;
     struct tm tm;
 
+    if (t == last_time) {
+        memcpy(out, last_text, OUTBOX_TIME_TEXT_SIZE);
+        return;
+    }
     if (gmtime_r(&seconds, &tm) == NULL) {
         snprintf(out, OUTBOX_TIME_TEXT_SIZE, "1970-01-01 00:00:00");
         return;
     }
     strftime(out, OUTBOX_TIME_TEXT_SIZE, "%Y-%m-%d %H:%M:%S", &tm);
+    memcpy(last_text, out, OUTBOX_TIME_TEXT_SIZE);
+    last_time = t;
 }
 
 /* Reads the digits of text[from, from + count) as a number; -1 if one of

@@ -364,6 +364,21 @@ static int record_statement(unsigned type, void *context, void *statement,
     return 0;
 }
 
+static void time_text(void)
+{
+    char text[OUTBOX_TIME_TEXT_SIZE];
+
+    CHECK_CASE("times are written as SQLite's datetime() text");
+    outbox_time_format(text, 1796428800);
+    CHECK_STR(text, "2026-12-05 00:00:00");
+    outbox_time_format(text, 1796428801);
+    CHECK_STR(text, "2026-12-05 00:00:01");
+    outbox_time_format(text, 1796428801);
+    CHECK_STR(text, "2026-12-05 00:00:01");
+    outbox_time_format(text, 0);
+    CHECK_STR(text, "1970-01-01 00:00:00");
+}
+
 static void dispatch_is_synced(void)
 {
     outbox_store *store = open_store("a");
@@ -510,6 +525,7 @@ int main(void)
     claim_dispatch_record();
     retry_schedules_next_attempt();
     expired_leases();
+    time_text();
     dispatch_is_synced();
     dispatch_synced_by_caller();
     CHECK_DONE();
