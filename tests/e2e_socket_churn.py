@@ -102,16 +102,17 @@ def test_log_checkpointed():
     outbox = Outbox(directory, [sendgrid(mock.url)], concurrency=50,
                     log_level="warn")
     # 3 KB bodies: each claim and each outcome rewrites a page per row, so
-    # 2,000 messages write well over 4,000 frames.
-    insert_rows(outbox, 0, 2000, body="x" * 3000)
+    # 5,000 messages write about 15,000 frames. The store checkpoints every
+    # 4,000.
+    insert_rows(outbox, 0, 5000, body="x" * 3000)
     outbox.query("PRAGMA wal_checkpoint(TRUNCATE)")
     daemon = outbox.start()
-    wait_until_sent(outbox, 2000, 60)
+    wait_until_sent(outbox, 5000, 60)
     log = outbox.query("PRAGMA wal_checkpoint(PASSIVE)")[0]["log"]
     daemon.terminate()
     check_equal(daemon.wait(timeout=30), 0, "outboxd exit code")
-    check(0 <= log < 2500, f"frames in the log after 2,000 messages: {log}")
-    print(f"log: {log} frames after 2,000 messages")
+    check(0 <= log < 6000, f"frames in the log after 5,000 messages: {log}")
+    print(f"log: {log} frames after 5,000 messages")
     mock.stop()
 
 

@@ -419,6 +419,17 @@ static void dispatch_is_synced(void)
         sqlite3_finalize(stmt);
     }
 
+    CHECK_CASE("the connection checkpoints every 4,000 frames");
+    {
+        sqlite3_stmt *stmt = NULL;
+
+        sqlite3_prepare_v2(store->db, "PRAGMA wal_autocheckpoint", -1,
+                           &stmt, NULL);
+        CHECK(sqlite3_step(stmt) == SQLITE_ROW);
+        CHECK_INT(sqlite3_column_int(stmt, 0), 4000);
+        sqlite3_finalize(stmt);
+    }
+
     CHECK_CASE("the dispatch commit runs with synchronous=FULL");
     messages = claim(store, &count, 10, now);
     CHECK_INT(count, 1);
