@@ -75,7 +75,15 @@ outbox_err outbox__store_prepare(outbox_store *store, sqlite3_stmt **stmt,
 {
     outbox_cached_statement *entry;
 
+    /* Most statements are constants, found by their address before any
+     * text is compared. */
     *stmt = NULL;
+    for (size_t i = 0; i < store->statement_count; i++) {
+        if (store->statements[i].caller_sql == sql) {
+            *stmt = store->statements[i].stmt;
+            return OUTBOX_EOK;
+        }
+    }
     for (size_t i = 0; i < store->statement_count; i++) {
         if (strcmp(store->statements[i].sql, sql) == 0) {
             *stmt = store->statements[i].stmt;
@@ -99,6 +107,7 @@ outbox_err outbox__store_prepare(outbox_store *store, sqlite3_stmt **stmt,
         return outbox__store_fail(store, err, OUTBOX_EDATABASE,
                                   "preparing a statement");
     }
+    entry->caller_sql = sql;
     store->statement_count++;
     *stmt = entry->stmt;
     return OUTBOX_EOK;

@@ -19,6 +19,7 @@
 
 typedef struct outbox_cached_statement {
     char *sql;
+    const char *caller_sql;    /* the caller's text when first prepared */
     sqlite3_stmt *stmt;
 } outbox_cached_statement;
 
@@ -40,8 +41,10 @@ outbox_err outbox__store_fail(outbox_store *store, outbox_error *err,
                               outbox_err code, const char *what);
 
 /*
- * Returns the statement for sql, prepared on first use and cached. Hand it
- * back with outbox__store_finish, never sqlite3_finalize.
+ * Returns the statement for sql, prepared on first use and cached. sql must
+ * stay unchanged for the store's life (a constant): the cache finds it by
+ * its address first. Hand it back with outbox__store_finish, never
+ * sqlite3_finalize.
  */
 outbox_err outbox__store_prepare(outbox_store *store, sqlite3_stmt **stmt,
                                  outbox_error *err, const char *sql);

@@ -88,28 +88,29 @@ static outbox_err heartbeat(outbox_store *store, outbox_error *err,
     "         WHERE a.outbox_id = outbox.id AND a.attempt = outbox.attempts " \
     "           AND a.finished_at IS NULL)"
 
-static const char *const expired_dispatched =
-    " WHERE status = 'sending' AND lease_until < :now AND " OPEN_ATTEMPT;
+/* The move of expired dispatched rows: to held, or with retry_unknown to
+ * retrying at once. lease_owner stays, so a late response to that daemon's
+ * request can still record what happened (see the store's record
+ * function). */
+#define EXPIRED_DISPATCHED_SQL(status, next_attempt_at)                     \
+    "UPDATE outbox SET status = '" status "', "                             \
+    "       next_attempt_at = " next_attempt_at ", "                        \
+    "       lease_until = NULL, updated_at = :now, "                        \
+    "       message_id = coalesce(message_id, (SELECT message_id "          \
+    "           FROM delivery_attempt AS a WHERE a.outbox_id = id "         \
+    "            AND a.attempt = attempts)), "                              \
+    "       last_error_kind = 'outcome_unknown', last_error = :text"        \
+    " WHERE status = 'sending' AND lease_until < :now AND " OPEN_ATTEMPT
 
 static outbox_err resolve_dispatched(outbox_store *store, outbox_error *err,
                                      int64_t now, int *held)
 {
-    char sql[1024];
+    static const char hold_sql[] = EXPIRED_DISPATCHED_SQL("held", "NULL");
+    static const char retry_sql[] =
+        EXPIRED_DISPATCHED_SQL("retrying", ":now");
+    const char *sql = store->options.retry_unknown ? retry_sql : hold_sql;
     outbox_err rc;
 
-    /* lease_owner stays, so a late response to that daemon's request can still
-     * record what happened (see the store's record function). */
-    snprintf(sql, sizeof(sql),
-             "UPDATE outbox SET status = '%s', next_attempt_at = %s, "
-             "       lease_until = NULL, updated_at = :now, "
-             "       message_id = coalesce(message_id, (SELECT message_id "
-             "           FROM delivery_attempt AS a WHERE a.outbox_id = id "
-             "            AND a.attempt = attempts)), "
-             "       last_error_kind = 'outcome_unknown', last_error = :text"
-             "%s",
-             store->options.retry_unknown ? "retrying" : "held",
-             store->options.retry_unknown ? ":now" : "NULL",
-             expired_dispatched);
     rc = run(store, err, sql, now, unknown_text, held);
     if (rc != OUTBOX_EOK || *held == 0)
         return rc;
