@@ -150,9 +150,21 @@ double outbox__store_random(outbox_store *store)
 outbox_err outbox__store_exec(outbox_store *store, outbox_error *err,
                               const char *sql)
 {
-    if (sqlite3_exec(store->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-        return outbox__store_fail(store, err, OUTBOX_EDATABASE, sql);
-    return OUTBOX_EOK;
+    sqlite3_stmt *stmt = NULL;
+    outbox_err rc = outbox__store_prepare(store, &stmt, err, sql);
+    int step;
+
+    /* Cached: every transaction runs BEGIN and COMMIT, which sqlite3_exec
+     * would parse again each time. */
+    if (rc != OUTBOX_EOK)
+        return rc;
+    do
+        step = sqlite3_step(stmt);
+    while (step == SQLITE_ROW);
+    if (step != SQLITE_DONE)
+        rc = outbox__store_fail(store, err, OUTBOX_EDATABASE, sql);
+    outbox__store_finish(stmt);
+    return rc;
 }
 
 outbox_err outbox__store_transaction(outbox_store *store, outbox_error *err,
@@ -223,7 +235,10 @@ static outbox_err apply_migration(outbox_store *store, void *context,
                                 sqlite3_errmsg(store->db));
     snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d",
              migration->version);
-    return outbox__store_exec(store, err, pragma);
+    /* Not outbox__store_exec: its cache takes constant text only. */
+    if (sqlite3_exec(store->db, pragma, NULL, NULL, NULL) != SQLITE_OK)
+        return outbox__store_fail(store, err, OUTBOX_EDATABASE, pragma);
+    return OUTBOX_EOK;
 }
 
 static outbox_err migrate(outbox_store *store, outbox_error *err)

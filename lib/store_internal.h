@@ -52,7 +52,8 @@ outbox_err outbox__store_prepare(outbox_store *store, sqlite3_stmt **stmt,
 /* Resets a cached statement and clears its bindings. Accepts NULL. */
 void outbox__store_finish(sqlite3_stmt *stmt);
 
-/* Runs sql that returns no rows. */
+/* Runs sql, a constant, and drops any rows it returns. The statement is
+ * cached as with outbox__store_prepare. */
 outbox_err outbox__store_exec(outbox_store *store, outbox_error *err,
                               const char *sql);
 
