@@ -249,7 +249,7 @@ void daemon_finished(daemon_state *d, const outbox_message *message,
     snprintf(outcome.provider, sizeof(outcome.provider), "%s",
              outbox_provider_name(slot->provider));
     outcome.result = *result;
-    if (outbox_outcome_set_recipients(&outcome, &err, message) != OUTBOX_EOK)
+    if (outbox_outcome_copy_message(&outcome, &err, message) != OUTBOX_EOK)
         outbox_log(&d->logger, OUTBOX_LOG_ERROR,
                    "id=%lld error=\"%s; delivery_recipient misses this "
                    "attempt's recipients\"", (long long)message->id,
@@ -365,8 +365,10 @@ static void record_done(daemon_state *d, worker_job *job)
                "recording %zu outcomes failed, will retry: %s",
                job->outcome_count, job->err.text);
     for (size_t i = 0; i < job->outcome_count; i++) {
-        if (queue_outcome(d, &job->outcomes[i]))
+        if (queue_outcome(d, &job->outcomes[i])) {
             job->outcomes[i].recipients = NULL;     /* moved */
+            job->outcomes[i].message_id = NULL;
+        }
         else
             outbox_log(&d->logger, OUTBOX_LOG_ERROR,
                        "id=%lld error=\"out of memory keeping the outcome\"",

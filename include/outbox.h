@@ -539,24 +539,27 @@ typedef struct outbox_outcome {
     int64_t finished_at;
     char provider[64];
     outbox_result result;
-    /* The recipients the request named, one per line: 't', 'c' or 'b' (to,
-     * cc, bcc), then the address. Owned by the outcome (see
-     * outbox_outcome_set_recipients); NULL when not known. */
+    /* What the request carried, owned by the outcome (see
+     * outbox_outcome_copy_message); NULL when not known. recipients has
+     * one line per recipient: 't', 'c' or 'b' (to, cc, bcc), then the
+     * address. message_id is the Message-ID, without <>. */
     char *recipients;
+    char *message_id;
 } outbox_outcome;
 
 /*
- * Copies the to, cc and bcc addresses of message into outcome->recipients,
- * replacing what was there. outbox_store_record writes a delivery_recipient
- * row for each when the provider accepted the message (`sent`) or the
- * outcome is unknown (`pending`), and looks for them in the error text of
- * an inactive_recipient failure.
+ * Copies the to, cc and bcc addresses and the Message-ID of message into
+ * outcome, replacing what was there. outbox_store_record writes a
+ * delivery_recipient row for each recipient when the provider accepted the
+ * message (`sent`) or the outcome is unknown (`pending`), looks for them in
+ * the error text of an inactive_recipient failure, and keeps the Message-ID
+ * on the message's row.
  */
-outbox_err outbox_outcome_set_recipients(outbox_outcome *outcome,
-                                         outbox_error *err,
-                                         const outbox_message *message);
+outbox_err outbox_outcome_copy_message(outbox_outcome *outcome,
+                                       outbox_error *err,
+                                       const outbox_message *message);
 
-/* Frees outcome->recipients and sets it to NULL. Accepts NULL. */
+/* Frees what outbox_outcome_copy_message copied. Accepts NULL. */
 void outbox_outcome_clear(outbox_outcome *outcome);
 
 /*

@@ -36,7 +36,7 @@ static const char *const move_sql =
     "       next_attempt_at = ?3, last_error_kind = ?4, last_error = ?5, "
     "       provider_message_id = coalesce(?6, provider_message_id), "
     "       sent_at = CASE WHEN ?2 = 'sent' THEN ?7 ELSE sent_at END, "
-    "       message_id = coalesce(message_id, (SELECT message_id "
+    "       message_id = coalesce(message_id, ?10, (SELECT message_id "
     "           FROM delivery_attempt WHERE outbox_id = ?1 "
     "            AND attempt = ?9)), "
     "       lease_owner = NULL, lease_until = NULL, updated_at = ?7 "
@@ -109,6 +109,7 @@ static outbox_err write_move(outbox_store *store, outbox_error *err,
     outbox__bind_time(stmt, 7, outcome->finished_at);
     outbox__bind_text(stmt, 8, store->owner);
     sqlite3_bind_int(stmt, 9, outcome->attempt);
+    outbox__bind_text(stmt, 10, outcome->message_id);
     if (sqlite3_step(stmt) != SQLITE_DONE)
         rc = outbox__store_fail(store, err, OUTBOX_EDATABASE,
                                 "recording a status");
@@ -281,10 +282,11 @@ static outbox_err add_recipients(outbox_buf *buf, char code,
     return rc;
 }
 
-outbox_err outbox_outcome_set_recipients(outbox_outcome *outcome,
-                                         outbox_error *err,
-                                         const outbox_message *message)
+outbox_err outbox_outcome_copy_message(outbox_outcome *outcome,
+                                       outbox_error *err,
+                                       const outbox_message *message)
 {
+    char *message_id = NULL;
     outbox_buf buf;
     outbox_err rc;
 
@@ -295,13 +297,19 @@ outbox_err outbox_outcome_set_recipients(outbox_outcome *outcome,
         rc = add_recipients(&buf, 'c', &message->cc);
     if (rc == OUTBOX_EOK)
         rc = add_recipients(&buf, 'b', &message->bcc);
+    if (rc == OUTBOX_EOK && message->message_id != NULL) {
+        message_id = outbox__strdup(message->message_id);
+        if (message_id == NULL)
+            rc = OUTBOX_ENOMEM;
+    }
     if (rc != OUTBOX_EOK) {
         outbox__buf_free(&buf);
         return outbox_error_set(err, rc, "internal",
                                 "out of memory copying the recipients");
     }
-    free(outcome->recipients);
+    outbox_outcome_clear(outcome);
     outcome->recipients = outbox__buf_take(&buf, NULL);
+    outcome->message_id = message_id;
     return OUTBOX_EOK;
 }
 
@@ -310,7 +318,9 @@ void outbox_outcome_clear(outbox_outcome *outcome)
     if (outcome == NULL)
         return;
     free(outcome->recipients);
+    free(outcome->message_id);
     outcome->recipients = NULL;
+    outcome->message_id = NULL;
 }
 
 outbox_err outbox_store_record(outbox_store *store, outbox_error *err,

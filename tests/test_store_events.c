@@ -123,7 +123,7 @@ static void record_outcome(outbox_store *store, outbox_message *message,
         outcome.result.status = 202;
     snprintf(outcome.result.provider_message_id,
              sizeof(outcome.result.provider_message_id), "%s", id);
-    CHECK_INT(outbox_outcome_set_recipients(&outcome, &err, message),
+    CHECK_INT(outbox_outcome_copy_message(&outcome, &err, message),
               OUTBOX_EOK);
     CHECK_INT(outbox_store_record(store, &err, &outcome, 1), OUTBOX_EOK);
     outbox_outcome_clear(&outcome);
@@ -199,6 +199,9 @@ static void delivered_then_late_events(void)
     if (count == 1)
         send_one(store, messages[0], "sg-abc");
     CHECK_QUERY("SELECT status FROM outbox WHERE id = 42", "delivered");
+    CHECK_QUERY("SELECT o.message_id = a.message_id FROM outbox AS o "
+                "JOIN delivery_attempt AS a ON a.outbox_id = o.id "
+                "WHERE o.id = 42", "1");
     CHECK_QUERY("SELECT recipient, kind, status FROM delivery_recipient "
                 "ORDER BY kind DESC",
                 "anna@example.org to delivered|bob@example.org cc sent|"
