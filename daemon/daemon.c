@@ -18,6 +18,7 @@
  * outcome unknown, writes every outcome, and exits 0.
  */
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -25,7 +26,6 @@
 
 #include "daemon.h"
 #include "listener.h"
-#include "webhook.h"
 
 /* A drain checks for remaining rows at most this often. */
 #define DRAIN_CHECK_MS 100
@@ -43,50 +43,13 @@ static int64_t now_seconds(void)
     return (int64_t)time(NULL);
 }
 
-static provider_slot *find_slot(daemon_state *d, const char *name)
-{
-    for (size_t i = 0; i < d->provider_count; i++) {
-        if (strcmp(outbox_provider_name(d->providers[i].provider), name) == 0)
-            return &d->providers[i];
-    }
-    return NULL;
-}
-
-/* Ends pauses that are over and lists the providers still paused. With
- * stalled_only, lists only those paused for a configuration error. */
-static const char **paused_names(daemon_state *d, size_t *count,
-                                 bool stalled_only)
-{
-    const char **names = calloc(d->provider_count + 1, sizeof(*names));
-    int64_t now = now_seconds();
-
-    *count = 0;
-    for (size_t i = 0; names != NULL && i < d->provider_count; i++) {
-        provider_slot *slot = &d->providers[i];
-
-        if (slot->paused_until == 0)
-            continue;
-        if (slot->paused_until <= now) {
-            outbox_log(&d->logger, OUTBOX_LOG_INFO,
-                       "provider=%s resumed after pause",
-                       outbox_provider_name(slot->provider));
-            slot->paused_until = 0;
-            slot->misconfigured = false;
-            continue;
-        }
-        if (!stalled_only || slot->misconfigured)
-            names[(*count)++] = outbox_provider_name(slot->provider);
-    }
-    return names;
-}
-
 /* Fills the job's claim filter. Returns false when out of memory: without
  * the list of paused providers a claim would pick their rows. */
 static bool fill_filter(daemon_state *d, worker_job *job, bool stalled_only)
 {
     size_t count = 0;
 
-    job->names = paused_names(d, &count, stalled_only);
+    job->names = providers_paused(d, &count, stalled_only);
     if (job->names == NULL)
         return false;
     job->filter.default_provider = d->config->default_provider;
@@ -174,41 +137,6 @@ static void on_maintain_timer(uv_timer_t *timer)
     worker_post(&d->worker, job);
 }
 
-static void pause_provider(daemon_state *d, provider_slot *slot,
-                           const outbox_result *result)
-{
-    const outbox_retry_policy *policy = &d->config->store.retry;
-    int64_t now = now_seconds();
-    int64_t delay;
-    bool misconfigured = result->kind == OUTBOX_RESULT_MISCONFIGURED;
-
-    if (misconfigured) {
-        delay = policy->misconfigured_pause;
-    } else if (strcmp(result->error.kind, "rate_limited") == 0
-               || strcmp(result->error.kind, "quota_exceeded") == 0) {
-        /* One second more than asked, as in the retry policy: times here
-         * are whole seconds, and the pause must not end early. A spent
-         * daily quota pauses the provider as a rate limit does, so the
-         * other rows do not each spend a request to learn it. */
-        delay = result->retry_after > 0 ? result->retry_after : 0;
-        if (delay > policy->max_retry_after)
-            delay = policy->max_retry_after;
-        delay += 1;
-    } else {
-        return;
-    }
-    if (now + delay <= slot->paused_until)
-        return;
-    slot->paused_until = now + delay;
-    slot->misconfigured = slot->misconfigured || misconfigured;
-    snprintf(slot->pause_reason, sizeof(slot->pause_reason), "%s",
-             result->error.text);
-    outbox_log(&d->logger, misconfigured ? OUTBOX_LOG_ERROR : OUTBOX_LOG_WARN,
-               "provider=%s paused_for=%llds kind=%s error=\"%s\"",
-               outbox_provider_name(slot->provider), (long long)delay,
-               result->error.kind, result->error.text);
-}
-
 /* Queues an outcome for the next record job. */
 static bool queue_outcome(daemon_state *d, const outbox_outcome *outcome)
 {
@@ -266,7 +194,7 @@ void daemon_finished(daemon_state *d, const outbox_message *message,
                    outbox_result_kind_name(result->kind));
         outbox_outcome_clear(&outcome);
     }
-    pause_provider(d, slot, result);
+    providers_pause(d, slot, result);
     d->in_flight--;
     maybe_claim(d);
     maybe_finish(d);
@@ -347,7 +275,7 @@ void daemon_dispatch_durable(daemon_state *d, worker_job *job,
         outbox_message *message = job->messages[i];
 
         job->messages[i] = NULL;
-        transfers_start(d, find_slot(d, message->provider), message);
+        transfers_start(d, providers_find(d, message->provider), message);
     }
     worker_job_free(job);
 }
@@ -384,7 +312,7 @@ static void pending_done(daemon_state *d, worker_job *job)
         return;
     if (job->filter.paused_count > 0) {
         for (size_t i = 0; i < job->filter.paused_count; i++) {
-            provider_slot *slot = find_slot(d, job->filter.paused[i]);
+            provider_slot *slot = providers_find(d, job->filter.paused[i]);
 
             outbox_log(&d->logger, OUTBOX_LOG_ERROR,
                        "drain incomplete: provider=%s is paused and its "
@@ -480,55 +408,6 @@ static void on_signal(uv_signal_t *handle, int signal_number)
     daemon_state *d = handle->data;
 
     begin_stop(d, signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
-}
-
-/* Checks the providers' webhook keys, which the listener reads again when
- * it starts, so a wrong one stops the daemon like any config error. */
-static outbox_err check_webhooks(daemon_state *d, outbox_error *err)
-{
-    webhook_endpoints endpoints;
-    outbox_err rc = webhook_endpoints_load(&endpoints, err,
-                                           d->config->providers,
-                                           d->config->webhooks.max_age_seconds);
-
-    webhook_endpoints_free(&endpoints);
-    return rc;
-}
-
-static outbox_err create_providers(daemon_state *d, outbox_error *err)
-{
-    const cJSON *item;
-    size_t count = (size_t)cJSON_GetArraySize(d->config->providers);
-
-    d->providers = calloc(count, sizeof(*d->providers));
-    d->provider_names = calloc(count, sizeof(*d->provider_names));
-    if (d->providers == NULL || d->provider_names == NULL)
-        return outbox_error_set(err, OUTBOX_ENOMEM, "config",
-                                "out of memory");
-    cJSON_ArrayForEach(item, d->config->providers)
-    {
-        provider_slot *slot = &d->providers[d->provider_count];
-        outbox_err rc = outbox_provider_create(&slot->provider, err, item,
-                                               &d->logger);
-
-        if (rc != OUTBOX_EOK)
-            return rc;
-        d->provider_names[d->provider_count++] =
-            outbox_provider_name(slot->provider);
-        outbox_log(&d->logger, OUTBOX_LOG_INFO,
-                   "provider=%s type=%s ready",
-                   outbox_provider_name(slot->provider),
-                   outbox_provider_type(slot->provider));
-    }
-    return check_webhooks(d, err);
-}
-
-static void free_providers(daemon_state *d)
-{
-    for (size_t i = 0; i < d->provider_count; i++)
-        outbox_provider_free(d->providers[i].provider);
-    free(d->providers);
-    free(d->provider_names);
 }
 
 static int start_handles(daemon_state *d)
@@ -627,7 +506,7 @@ int daemon_run(outboxd_config *config, bool drain)
 
     /* A provider error is a config error (exit 2, as --check-config
      * reports it); a database that cannot be used is not (exit 1). */
-    if (create_providers(&d, &err) != OUTBOX_EOK) {
+    if (providers_create(&d, &err) != OUTBOX_EOK) {
         outbox_log(&d.logger, OUTBOX_LOG_ERROR, "invalid config: %s",
                    err.text);
         exit_code = 2;
@@ -664,30 +543,9 @@ cleanup:
     listener_free(&d);
     free(d.outcomes);
     outbox_store_close(store);
-    free_providers(&d);
+    providers_free(&d);
     uv_loop_close(&loop);
     free(owner);
-    return exit_code;
-}
-
-int daemon_check(outboxd_config *config)
-{
-    daemon_state d;
-    outbox_error err;
-    int exit_code = 0;
-
-    memset(&d, 0, sizeof(d));
-    memset(&err, 0, sizeof(err));
-    d.config = config;
-    d.logger.fn = daemon_log_line;
-    d.logger.context = config;
-    d.logger.max_level = (int)config->log_level;
-    if (create_providers(&d, &err) != OUTBOX_EOK) {
-        outbox_log(&d.logger, OUTBOX_LOG_ERROR, "invalid config: %s",
-                   err.text);
-        exit_code = 2;
-    }
-    free_providers(&d);
     return exit_code;
 }
 

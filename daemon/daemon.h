@@ -110,6 +110,21 @@ void daemon_finished(daemon_state *d, const outbox_message *message,
                      provider_slot *slot, const outbox_result *result,
                      int64_t started_at);
 
+/* providers.c: the configured providers. */
+/* Creates every provider of the config into d->providers. */
+outbox_err providers_create(daemon_state *d, outbox_error *err);
+void providers_free(daemon_state *d);
+/* Returns the slot of the provider called name, or NULL. */
+provider_slot *providers_find(daemon_state *d, const char *name);
+/* Ends pauses that are over and lists the providers still paused (a
+ * malloc'd array of *count names, or NULL when out of memory). With
+ * stalled_only, lists only those paused for a configuration error. */
+const char **providers_paused(daemon_state *d, size_t *count,
+                              bool stalled_only);
+/* Pauses slot's provider after a misconfigured or rate-limited result. */
+void providers_pause(daemon_state *d, provider_slot *slot,
+                     const outbox_result *result);
+
 /* durable.c: holds claimed messages until their dispatch is on disk. */
 void durable_init(daemon_state *d, outbox_store *store);
 /* Takes job, a claim job with messages; hands it back through
