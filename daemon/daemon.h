@@ -125,7 +125,8 @@ const char **providers_paused(daemon_state *d, size_t *count,
 void providers_pause(daemon_state *d, provider_slot *slot,
                      const outbox_result *result);
 
-/* durable.c: holds claimed messages until their dispatch is on disk. */
+/* durable.c: keeps claimed messages waiting until their dispatch is on
+ * disk. */
 void durable_init(daemon_state *d, outbox_store *store);
 /* Takes job, a claim job with messages; hands it back through
  * daemon_dispatch_durable once a sync covers it. */

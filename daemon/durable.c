@@ -6,8 +6,8 @@
  * loop keeps the claimed messages waiting, has a thread of libuv's pool sync
  * the write-ahead log (outbox_store_sync), and only then starts their
  * deliveries. Claims that come back while a sync runs wait for the next
- * one, which covers them all: one sync per group of claims, and the store
- * never waits for the disk on the way.
+ * one, which covers them all: one sync per group of claims, and the
+ * store's thread does not wait for any of them.
  *
  * A sync that fails leaves the dispatches perhaps not on disk, so their
  * messages are given back unsent (daemon.c releases them).

@@ -1,6 +1,6 @@
 /*
- * providers.c - the configured providers as the loop sees them: creating
- * them from the config, finding one by name, and pausing one after a
+ * providers.c - the configured providers in the loop: creating them from
+ * the config, finding one by name, and pausing one after a
  * misconfiguration or a rate limit.
  */
 #include <stdio.h>

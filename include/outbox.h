@@ -539,10 +539,10 @@ typedef struct outbox_outcome {
     int64_t finished_at;
     char provider[64];
     outbox_result result;
-    /* What the request carried, owned by the outcome (see
-     * outbox_outcome_copy_message); NULL when not known. recipients has
+    /* The request's recipients and Message-ID, owned by the outcome (see
+     * outbox_outcome_copy_message), NULL when not known. recipients has
      * one line per recipient: 't', 'c' or 'b' (to, cc, bcc), then the
-     * address. message_id is the Message-ID, without <>. */
+     * address. message_id has no <>. */
     char *recipients;
     char *message_id;
 } outbox_outcome;
