@@ -440,6 +440,18 @@ outbox_err outbox__store_drop_suppressed(outbox_store *store,
     return rc;
 }
 
+/* Binds the five parameters of both statements of write_recipient. */
+static void bind_recipient(sqlite3_stmt *stmt, int64_t outbox_id,
+                           const char *recipient, int size, const char *kind,
+                           const char *status, int64_t now)
+{
+    sqlite3_bind_int64(stmt, 1, outbox_id);
+    sqlite3_bind_text(stmt, 2, recipient, size, SQLITE_STATIC);
+    outbox__bind_text(stmt, 3, kind);
+    outbox__bind_text(stmt, 4, status);
+    outbox__bind_time(stmt, 5, now);
+}
+
 /*
  * Writes one recipient of an outcome at status. Returns in *earlier whether
  * a row was there already: an event came first, or an earlier attempt's
@@ -454,6 +466,7 @@ static outbox_err write_recipient(outbox_store *store, outbox_error *err,
 {
     sqlite3_stmt *insert = NULL;
     sqlite3_stmt *update = NULL;
+    bool inserted = false;
     outbox_err rc = outbox__store_prepare(
         store, &insert, err,
         "INSERT INTO delivery_recipient (outbox_id, recipient, kind, status, "
@@ -463,20 +476,17 @@ static outbox_err write_recipient(outbox_store *store, outbox_error *err,
 
     if (rc != OUTBOX_EOK)
         return rc;
-    sqlite3_bind_int64(insert, 1, outbox_id);
-    sqlite3_bind_text(insert, 2, recipient, size, SQLITE_STATIC);
-    outbox__bind_text(insert, 3, kind);
-    outbox__bind_text(insert, 4, status);
-    outbox__bind_time(insert, 5, now);
+    bind_recipient(insert, outbox_id, recipient, size, kind, status, now);
     if (sqlite3_step(insert) != SQLITE_DONE)
         rc = outbox__store_fail(store, err, OUTBOX_EDATABASE,
                                 "adding a message's recipient");
-    else if (sqlite3_changes(store->db) == 0)
-        *earlier = true;
+    else
+        inserted = sqlite3_changes(store->db) > 0;
     outbox__store_finish(insert);
-    if (rc != OUTBOX_EOK || sqlite3_changes(store->db) > 0)
+    if (rc != OUTBOX_EOK || inserted)
         return rc;
 
+    *earlier = true;
     rc = outbox__store_prepare(
         store, &update, err,
         "UPDATE delivery_recipient SET recipient = ?2, "
@@ -487,11 +497,7 @@ static outbox_err write_recipient(outbox_store *store, outbox_error *err,
         "   AND status <> 'suppressed'");
     if (rc != OUTBOX_EOK)
         return rc;
-    sqlite3_bind_int64(update, 1, outbox_id);
-    sqlite3_bind_text(update, 2, recipient, size, SQLITE_STATIC);
-    outbox__bind_text(update, 3, kind);
-    outbox__bind_text(update, 4, status);
-    outbox__bind_time(update, 5, now);
+    bind_recipient(update, outbox_id, recipient, size, kind, status, now);
     if (sqlite3_step(update) != SQLITE_DONE)
         rc = outbox__store_fail(store, err, OUTBOX_EDATABASE,
                                 "updating a message's recipient");

@@ -364,6 +364,32 @@ static int record_statement(unsigned type, void *context, void *statement,
     return 0;
 }
 
+/* Dispatches message with every statement of the store recorded in
+ * trace. */
+static void dispatch_traced(outbox_store *store, outbox_message *message,
+                            int64_t now, bool *dispatched)
+{
+    outbox_error err;
+
+    trace[0] = '\0';
+    sqlite3_trace_v2(store->db, SQLITE_TRACE_STMT, record_statement, NULL);
+    outbox_store_dispatch(store, dispatched, &err, &message, 1, now);
+    sqlite3_trace_v2(store->db, 0, NULL, NULL);
+}
+
+/* Returns the value of a pragma on the store's connection, or -1. */
+static int pragma_int(outbox_store *store, const char *pragma)
+{
+    sqlite3_stmt *stmt = NULL;
+    int value = -1;
+
+    if (sqlite3_prepare_v2(store->db, pragma, -1, &stmt, NULL) == SQLITE_OK
+        && sqlite3_step(stmt) == SQLITE_ROW)
+        value = sqlite3_column_int(stmt, 0);
+    sqlite3_finalize(stmt);
+    return value;
+}
+
 static void time_text(void)
 {
     char text[OUTBOX_TIME_TEXT_SIZE];
@@ -384,7 +410,6 @@ static void dispatch_is_synced(void)
     outbox_store *store = open_store("a");
     int64_t now = (int64_t)time(NULL) + 200;
     outbox_message **messages;
-    outbox_error err;
     bool dispatched = false;
     size_t count = 0;
     const char *full;
@@ -397,47 +422,21 @@ static void dispatch_is_synced(void)
 
     CHECK_CASE("the connection runs with synchronous=NORMAL");
     CHECK_QUERY("PRAGMA journal_mode", "wal");
-    {
-        sqlite3_stmt *stmt = NULL;
-
-        sqlite3_prepare_v2(store->db, "PRAGMA synchronous", -1, &stmt, NULL);
-        CHECK(sqlite3_step(stmt) == SQLITE_ROW);
-        CHECK_INT(sqlite3_column_int(stmt, 0), 1);
-        sqlite3_finalize(stmt);
-    }
+    CHECK_INT(pragma_int(store, "PRAGMA synchronous"), 1);
 
     /* Without it, a statement fails at once while an ERP holds the write
      * lock, and the daemon spins instead of waiting. */
     CHECK_CASE("the connection waits for locks (busy_timeout)");
-    {
-        sqlite3_stmt *stmt = NULL;
-
-        sqlite3_prepare_v2(store->db, "PRAGMA busy_timeout", -1, &stmt,
-                           NULL);
-        CHECK(sqlite3_step(stmt) == SQLITE_ROW);
-        CHECK_INT(sqlite3_column_int(stmt, 0), 5000);
-        sqlite3_finalize(stmt);
-    }
+    CHECK_INT(pragma_int(store, "PRAGMA busy_timeout"), 5000);
 
     CHECK_CASE("the connection checkpoints every 4,000 frames");
-    {
-        sqlite3_stmt *stmt = NULL;
-
-        sqlite3_prepare_v2(store->db, "PRAGMA wal_autocheckpoint", -1,
-                           &stmt, NULL);
-        CHECK(sqlite3_step(stmt) == SQLITE_ROW);
-        CHECK_INT(sqlite3_column_int(stmt, 0), 4000);
-        sqlite3_finalize(stmt);
-    }
+    CHECK_INT(pragma_int(store, "PRAGMA wal_autocheckpoint"), 4000);
 
     CHECK_CASE("the dispatch commit runs with synchronous=FULL");
     messages = claim(store, &count, 10, now);
     CHECK_INT(count, 1);
-    trace[0] = '\0';
-    sqlite3_trace_v2(store->db, SQLITE_TRACE_STMT, record_statement, NULL);
     if (count == 1)
-        outbox_store_dispatch(store, &dispatched, &err, messages, 1, now);
-    sqlite3_trace_v2(store->db, 0, NULL, NULL);
+        dispatch_traced(store, messages[0], now, &dispatched);
     full = strstr(trace, "PRAGMA synchronous = FULL");
     insert = strstr(trace, "INSERT INTO delivery_attempt");
     normal = strstr(trace, "PRAGMA synchronous = NORMAL");
@@ -509,11 +508,8 @@ static void dispatch_synced_by_caller(void)
     CHECK_CASE("the dispatch commit leaves the sync to the caller");
     messages = claim(store, &count, 10, now);
     CHECK_INT(count, 1);
-    trace[0] = '\0';
-    sqlite3_trace_v2(store->db, SQLITE_TRACE_STMT, record_statement, NULL);
     if (count == 1)
-        outbox_store_dispatch(store, &dispatched, &err, messages, 1, now);
-    sqlite3_trace_v2(store->db, 0, NULL, NULL);
+        dispatch_traced(store, messages[0], now, &dispatched);
     CHECK(dispatched);
     CHECK_CONTAINS(trace, "INSERT INTO delivery_attempt");
     CHECK(strstr(trace, "PRAGMA synchronous = FULL") == NULL);
