@@ -34,18 +34,18 @@ static void fuzz_check_batch(const outbox_event_batch *batch, outbox_err rc,
 
         fuzz_require(event->type <= OUTBOX_EVENT_UNSUBSCRIBED);
         fuzz_require(event->event_id != NULL);
-        fuzz_require(strlen(event->event_id) <= OUTBOX_EVENT_TEXT_MAX);
+        fuzz_require(strlen(event->event_id) < OUTBOX_EVENT_TEXT_MAX);
         fuzz_require(event->raw != NULL && event->raw[0] == '{');
         fuzz_require(event->outbox_id >= 0);
         fuzz_require((event->bounce != OUTBOX_BOUNCE_NONE)
                      == (event->type == OUTBOX_EVENT_BOUNCED));
         fuzz_require(event->reason == NULL
-                     || strlen(event->reason) <= OUTBOX_EVENT_TEXT_MAX);
+                     || strlen(event->reason) < OUTBOX_EVENT_TEXT_MAX);
         fuzz_require(event->recipient == NULL
-                     || strlen(event->recipient) <= OUTBOX_EVENT_TEXT_MAX);
+                     || strlen(event->recipient) < OUTBOX_EVENT_TEXT_MAX);
         fuzz_require(event->provider_message_id == NULL
                      || strlen(event->provider_message_id)
-                            <= OUTBOX_EVENT_TEXT_MAX);
+                            < OUTBOX_EVENT_TEXT_MAX);
     }
 }
 

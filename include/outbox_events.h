@@ -53,10 +53,11 @@ typedef enum outbox_bounce_kind {
 const char *outbox_bounce_kind_name(outbox_bounce_kind kind);
 
 /*
- * Caps on one webhook request's events. A reason longer than
- * OUTBOX_EVENT_TEXT_MAX is cut on a UTF-8 character boundary. A longer id,
- * address or event name fails the parse with OUTBOX_ELIMIT, because a cut
- * one could match the wrong row.
+ * Caps on one webhook request's events. A text field is at most
+ * OUTBOX_EVENT_TEXT_MAX - 1 bytes long, so that it fits a buffer of
+ * OUTBOX_EVENT_TEXT_MAX with its terminating NUL. A longer reason is cut on
+ * a UTF-8 character boundary. A longer id, address or event name fails the
+ * parse with OUTBOX_ELIMIT, because a cut one could match the wrong row.
  */
 #define OUTBOX_EVENTS_MAX 10000       /* events in one request */
 #define OUTBOX_EVENT_TEXT_MAX 4096    /* bytes of one text field */

@@ -76,8 +76,8 @@ static bool looks_like_json_object(const char *body, size_t size)
     return false;
 }
 
-/* Parses body as the JSON object of a Mailgun webhook. Fills err and
- * returns NULL if it is not one. */
+/* Parses body as the JSON object of a Mailgun webhook. Fills err with
+ * kind and returns NULL if it is not one. */
 static cJSON *parse_body(outbox_error *err, const char *body, size_t size,
                          const char *kind)
 {
@@ -91,13 +91,14 @@ static cJSON *parse_body(outbox_error *err, const char *body, size_t size,
                          "settings");
         return NULL;
     }
-    root = outbox__utf8_valid(body, size) ? outbox__json_parse(body, size)
-                                          : NULL;
+    if (outbox__events_parse_json(&root, err, kind,
+                                  "the Mailgun webhook body", body, size)
+        != OUTBOX_EOK)
+        return NULL;
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         outbox_error_set(err, OUTBOX_EINVAL, kind,
-                         "the Mailgun webhook body is not a valid JSON "
-                         "object in UTF-8");
+                         "the Mailgun webhook body is not a JSON object");
         return NULL;
     }
     return root;
@@ -106,8 +107,10 @@ static cJSON *parse_body(outbox_error *err, const char *body, size_t size,
 /* Copies message-id without the angle brackets that some Mailgun ids
  * carry into event. An empty id is left NULL, so that it cannot match a
  * row. */
-static outbox_err set_message_id(outbox_event *event, const char *value)
+static outbox_err set_message_id(outbox_event *event, outbox_error *err,
+                                 const char *value)
 {
+    static const char field[] = "message.headers.message-id";
     size_t length;
     char *bare;
     outbox_err rc;
@@ -116,17 +119,21 @@ static outbox_err set_message_id(outbox_event *event, const char *value)
         return OUTBOX_EOK;
     length = strlen(value);
     if (length < 2 || value[0] != '<' || value[length - 1] != '>')
-        return outbox__event_copy_id(&event->provider_message_id, value);
+        return outbox__events_copy_id(&event->provider_message_id, err,
+                                      field, value);
     bare = outbox__strndup(value + 1, length - 2);
     if (bare == NULL)
-        return OUTBOX_ENOMEM;
-    rc = outbox__event_copy_id(&event->provider_message_id, bare);
+        return outbox_error_set(err, OUTBOX_ENOMEM, OUTBOX_EVENTS_KIND_NOMEM,
+                                "out of memory reading %s", field);
+    rc = outbox__events_copy_id(&event->provider_message_id, err, field,
+                                bare);
     free(bare);
     return rc;
 }
 
 /* Sets event->tags to the strings of the "tags" array, if any. */
-static outbox_err set_tags(outbox_event *event, const cJSON *tags)
+static outbox_err set_tags(outbox_event *event, outbox_error *err,
+                           const cJSON *tags)
 {
     const cJSON *item;
     char *text;
@@ -138,17 +145,17 @@ static outbox_err set_tags(outbox_event *event, const cJSON *tags)
         if (!cJSON_IsString(item))
             return OUTBOX_EOK;
     }
-    text = cJSON_PrintUnformatted(tags);
-    if (text == NULL)
-        return OUTBOX_ENOMEM;
-    rc = outbox__event_copy_id(&event->tags, text);
+    rc = outbox__events_print_json(&text, err, tags);
+    if (rc != OUTBOX_EOK)
+        return rc;
+    rc = outbox__events_copy_id(&event->tags, err, "tags", text);
     free(text);
     return rc;
 }
 
 static outbox_bounce_kind bounce_kind(const cJSON *data)
 {
-    const char *severity = outbox__json_string(data, "severity");
+    const char *severity = outbox__events_string(data, "severity");
 
     if (severity != NULL && strcmp(severity, "permanent") == 0)
         return OUTBOX_BOUNCE_HARD;
@@ -161,20 +168,20 @@ static const char *reason_of(const cJSON *data)
 {
     const cJSON *status =
         cJSON_GetObjectItemCaseSensitive(data, "delivery-status");
-    const char *text = outbox__json_string(status, "message");
+    const char *text = outbox__events_string(status, "message");
 
     if (text == NULL || text[0] == '\0')
-        text = outbox__json_string(status, "description");
+        text = outbox__events_string(status, "description");
     if (text == NULL || text[0] == '\0')
-        text = outbox__json_string(data, "reason");
+        text = outbox__events_string(data, "reason");
     return text;
 }
 
 /* Fills event from the event-data object and the signature's token. */
-static outbox_err read_event(outbox_event *event, const cJSON *data,
-                             const char *token)
+static outbox_err read_event(outbox_event *event, outbox_error *err,
+                             const cJSON *data, const char *token)
 {
-    const char *name = outbox__json_string(data, "event");
+    const char *name = outbox__events_string(data, "event");
     const cJSON *message = cJSON_GetObjectItemCaseSensitive(data, "message");
     const cJSON *headers =
         cJSON_GetObjectItemCaseSensitive(message, "headers");
@@ -185,28 +192,33 @@ static outbox_err read_event(outbox_event *event, const cJSON *data,
     event->type = mailgun_type(name);
     event->bounce = event->type == OUTBOX_EVENT_BOUNCED ? bounce_kind(data)
                                                         : OUTBOX_BOUNCE_NONE;
-    event->outbox_id = outbox__json_outbox_id(
+    event->outbox_id = outbox__events_outbox_id(
         cJSON_GetObjectItemCaseSensitive(variables, "outbox_id"));
-    event->occurred_at = outbox__json_unix_time(
+    outbox__events_unix_time(
+        &event->occurred_at,
         cJSON_GetObjectItemCaseSensitive(data, "timestamp"));
 
-    rc = outbox__event_copy_id(&event->provider_event, name);
+    rc = outbox__events_copy_id(&event->provider_event, err, "event", name);
     if (rc == OUTBOX_EOK)
-        rc = outbox__event_copy_id(&event->recipient,
-                                   outbox__json_string(data, "recipient"));
+        rc = outbox__events_copy_id(&event->recipient, err, "recipient",
+                                    outbox__events_string(data, "recipient"));
     if (rc == OUTBOX_EOK)
-        rc = set_message_id(event,
-                            outbox__json_string(headers, "message-id"));
+        rc = set_message_id(event, err,
+                            outbox__events_string(headers, "message-id"));
     if (rc == OUTBOX_EOK)
-        rc = outbox__event_copy_text(&event->reason, reason_of(data));
+        rc = outbox__events_copy_text(&event->reason, err, "reason",
+                                      reason_of(data));
     if (rc == OUTBOX_EOK)
-        rc = set_tags(event, cJSON_GetObjectItemCaseSensitive(data, "tags"));
+        rc = set_tags(event, err,
+                      cJSON_GetObjectItemCaseSensitive(data, "tags"));
     if (rc == OUTBOX_EOK)
-        rc = outbox__event_set_raw(event, data);
+        rc = outbox__events_print_json(&event->raw, err, data);
     if (rc == OUTBOX_EOK && token != NULL && token[0] != '\0')
-        rc = outbox__event_copy_id(&event->event_id, token);
+        rc = outbox__events_copy_id(&event->event_id, err, "signature.token",
+                                    token);
     else if (rc == OUTBOX_EOK)
-        rc = outbox__event_set_hashed_id(event);
+        rc = outbox__events_sha256_id(&event->event_id, err, event->raw,
+                                      strlen(event->raw));
     return rc;
 }
 
@@ -228,7 +240,7 @@ outbox_err outbox_events_parse_mailgun(outbox_event_batch *batch,
     data = cJSON_GetObjectItemCaseSensitive(root, "event-data");
     signature = cJSON_GetObjectItemCaseSensitive(root, "signature");
     if (!cJSON_IsObject(data)
-        || outbox__json_string(data, "event") == NULL) {
+        || outbox__events_string(data, "event") == NULL) {
         cJSON_Delete(root);
         return outbox_error_set(err, OUTBOX_EINVAL,
                                 OUTBOX_EVENTS_KIND_INVALID,
@@ -236,20 +248,14 @@ outbox_err outbox_events_parse_mailgun(outbox_event_batch *batch,
                                 "object with a string \"event\"");
     }
 
-    rc = outbox__event_append(batch, &event);
+    rc = outbox__events_append(&event, err, batch);
     if (rc == OUTBOX_EOK)
-        rc = read_event(event, data, outbox__json_string(signature, "token"));
+        rc = read_event(event, err, data,
+                        outbox__events_string(signature, "token"));
     cJSON_Delete(root);
-    if (rc == OUTBOX_EOK)
-        return OUTBOX_EOK;
-    outbox_event_batch_free(batch);
-    if (rc == OUTBOX_ELIMIT)
-        return outbox_error_set(err, rc, OUTBOX_EVENTS_KIND_LIMIT,
-                                "the Mailgun event has an id, address or "
-                                "tag list of %d bytes or more",
-                                OUTBOX_EVENT_TEXT_MAX);
-    return outbox_error_set(err, rc, OUTBOX_EVENTS_KIND_NOMEM,
-                            "out of memory reading the Mailgun event");
+    if (rc != OUTBOX_EOK)
+        outbox_event_batch_free(batch);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -261,7 +267,7 @@ static outbox_err copy_signature_field(outbox_error *err, char *out,
                                        const cJSON *signature,
                                        const char *key)
 {
-    const char *value = outbox__json_string(signature, key);
+    const char *value = outbox__events_string(signature, key);
 
     if (value == NULL || value[0] == '\0'
         || strlen(value) >= OUTBOX_MAILGUN_FIELD_MAX)
@@ -347,7 +353,7 @@ outbox_err outbox_verify_mailgun(outbox_error *err, const char *signing_key,
         return outbox_error_set(err, OUTBOX_EINVAL,
                                 OUTBOX_EVENTS_KIND_UNAUTHENTICATED,
                                 "the signature is not 64 hex digits");
-    rc = outbox__check_timestamp(err, timestamp, now, max_age);
+    rc = outbox__events_check_timestamp(err, timestamp, now, max_age);
     if (rc != OUTBOX_EOK)
         return rc;
 

@@ -27,8 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "events_parse.h"
-#include "internal.h"
+#include "events_internal.h"
 
 /*
  * What each Postmark bounce TypeCode means for outboxd. Hard means the
@@ -188,18 +187,18 @@ static outbox_err make_event_id(outbox_event *event, outbox_error *err,
     if (id_text == NULL)
         return outbox__events_sha256_id(&event->event_id, err, body, size);
 
-    outbox__buf_init(&text, OUTBOX_EVENT_TEXT_MAX);
+    outbox__buf_init(&text, OUTBOX_EVENT_TEXT_MAX - 1);
     rc = outbox__buf_printf(&text, "%s:%s", record_type, id_text);
     if (rc == OUTBOX_EOK)
         event->event_id = outbox__buf_take(&text, NULL);
     outbox__buf_free(&text);
     if (rc == OUTBOX_ELIMIT)
-        return outbox_error_set(err, rc, "limit_exceeded",
+        return outbox_error_set(err, rc, OUTBOX_EVENTS_KIND_LIMIT,
                                 "the Postmark RecordType and ID are over %d "
                                 "bytes",
-                                OUTBOX_EVENT_TEXT_MAX);
+                                OUTBOX_EVENT_TEXT_MAX - 1);
     if (rc != OUTBOX_EOK || event->event_id == NULL)
-        return outbox_error_set(err, OUTBOX_ENOMEM, "out_of_memory",
+        return outbox_error_set(err, OUTBOX_ENOMEM, OUTBOX_EVENTS_KIND_NOMEM,
                                 "out of memory while reading events");
     return OUTBOX_EOK;
 }
@@ -216,24 +215,25 @@ static outbox_err read_record(outbox_event *event, outbox_error *err,
     read_by_record_type(event, &fields, record, record_type);
     event->outbox_id =
         outbox__events_outbox_id(cJSON_GetObjectItem(metadata, "outbox_id"));
-    if (!outbox__events_parse_time(&event->occurred_at, fields.time))
+    if (!outbox__events_iso_time(&event->occurred_at, fields.time))
         event->occurred_at = 0;
 
-    rc = outbox__events_copy(&event->provider_event, err, "RecordType",
-                             record_type);
+    rc = outbox__events_copy_id(&event->provider_event, err, "RecordType",
+                                record_type);
     if (rc == OUTBOX_EOK)
         rc = make_event_id(event, err, record, record_type, body, size);
     if (rc == OUTBOX_EOK)
-        rc = outbox__events_copy(&event->provider_message_id, err,
-                                 "MessageID", string_of(record, "MessageID"));
+        rc = outbox__events_copy_id(&event->provider_message_id, err,
+                                    "MessageID",
+                                    string_of(record, "MessageID"));
     if (rc == OUTBOX_EOK)
-        rc = outbox__events_copy(&event->recipient, err, "recipient",
-                                 fields.recipient);
+        rc = outbox__events_copy_id(&event->recipient, err, "recipient",
+                                    fields.recipient);
     if (rc == OUTBOX_EOK)
-        rc = outbox__events_copy_cut(&event->reason, err, "reason",
-                                     fields.reason);
+        rc = outbox__events_copy_text(&event->reason, err, "reason",
+                                      fields.reason);
     if (rc == OUTBOX_EOK)
-        rc = outbox__events_print_raw(&event->raw, err, record);
+        rc = outbox__events_print_json(&event->raw, err, record);
     return rc;
 }
 
@@ -246,7 +246,9 @@ outbox_err outbox_events_parse_postmark(outbox_event_batch *batch,
     outbox_event *event;
     outbox_err rc;
 
-    rc = outbox__events_parse_json(&record, err, body, size);
+    rc = outbox__events_parse_json(&record, err,
+                                   OUTBOX_EVENTS_KIND_INVALID_JSON,
+                                   "the Postmark webhook body", body, size);
     if (rc != OUTBOX_EOK)
         return rc;
     record_type = string_of(record, "RecordType");
@@ -258,7 +260,7 @@ outbox_err outbox_events_parse_postmark(outbox_event_batch *batch,
         rc = outbox_error_set(err, OUTBOX_EINVAL, "invalid_postmark_event",
                               "the Postmark webhook has no RecordType");
     } else {
-        rc = outbox__events_append(&event, batch, err);
+        rc = outbox__events_append(&event, err, batch);
         if (rc == OUTBOX_EOK)
             rc = read_record(event, err, record, record_type, body, size);
     }

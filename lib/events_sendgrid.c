@@ -65,7 +65,8 @@ static outbox_event_type sendgrid_type(const char *name)
 
 /* Copies sg_message_id up to its first "." into event. An empty id is
  * left NULL, so that it cannot match a row. */
-static outbox_err set_message_id(outbox_event *event, const char *value)
+static outbox_err set_message_id(outbox_event *event, outbox_error *err,
+                                 const char *value)
 {
     const char *dot;
     char *prefix;
@@ -75,59 +76,63 @@ static outbox_err set_message_id(outbox_event *event, const char *value)
         return OUTBOX_EOK;
     dot = strchr(value, '.');
     if (dot == NULL)
-        return outbox__event_copy_id(&event->provider_message_id, value);
+        return outbox__events_copy_id(&event->provider_message_id, err,
+                                      "sg_message_id", value);
     prefix = outbox__strndup(value, (size_t)(dot - value));
     if (prefix == NULL)
-        return OUTBOX_ENOMEM;
-    rc = outbox__event_copy_id(&event->provider_message_id, prefix);
+        return outbox_error_set(err, OUTBOX_ENOMEM, OUTBOX_EVENTS_KIND_NOMEM,
+                                "out of memory reading sg_message_id");
+    rc = outbox__events_copy_id(&event->provider_message_id, err,
+                                "sg_message_id", prefix);
     free(prefix);
     return rc;
 }
 
 /* Sets event->tags to "category" as an array of its strings. Another
  * type, or an array without strings, leaves tags NULL. */
-static outbox_err set_tags(outbox_event *event, const cJSON *category)
+static outbox_err set_tags(outbox_event *event, outbox_error *err,
+                           const cJSON *category)
 {
     cJSON *tags;
     const cJSON *item;
+    bool added = true;
     outbox_err rc = OUTBOX_EOK;
-    char *text;
+    char *text = NULL;
 
     if (!cJSON_IsString(category) && !cJSON_IsArray(category))
         return OUTBOX_EOK;
     tags = cJSON_CreateArray();
     if (tags == NULL)
-        return OUTBOX_ENOMEM;
+        return outbox_error_set(err, OUTBOX_ENOMEM, OUTBOX_EVENTS_KIND_NOMEM,
+                                "out of memory reading category");
     if (cJSON_IsString(category)) {
-        if (!cJSON_AddItemToArray(tags,
-                                  cJSON_CreateString(category->valuestring)))
-            rc = OUTBOX_ENOMEM;
+        added = cJSON_AddItemToArray(tags,
+                                     cJSON_CreateString(category->valuestring));
     } else {
         cJSON_ArrayForEach(item, category) {
             if (!cJSON_IsString(item))
                 continue;
-            if (!cJSON_AddItemToArray(tags,
-                                      cJSON_CreateString(item->valuestring))) {
-                rc = OUTBOX_ENOMEM;
+            added = cJSON_AddItemToArray(tags,
+                                         cJSON_CreateString(item->valuestring));
+            if (!added)
                 break;
-            }
         }
     }
-    if (rc == OUTBOX_EOK && cJSON_GetArraySize(tags) > 0) {
-        text = cJSON_PrintUnformatted(tags);
-        if (text == NULL)
-            rc = OUTBOX_ENOMEM;
-        else
-            rc = outbox__event_copy_id(&event->tags, text);
-        free(text);
-    }
+    if (!added)
+        rc = outbox_error_set(err, OUTBOX_ENOMEM, OUTBOX_EVENTS_KIND_NOMEM,
+                              "out of memory reading category");
+    if (rc == OUTBOX_EOK && cJSON_GetArraySize(tags) > 0)
+        rc = outbox__events_print_json(&text, err, tags);
+    if (rc == OUTBOX_EOK && text != NULL)
+        rc = outbox__events_copy_id(&event->tags, err, "category", text);
+    free(text);
     cJSON_Delete(tags);
     return rc;
 }
 
 static outbox_bounce_kind bounce_kind(const cJSON *object)
 {
-    const char *type = outbox__json_string(object, "type");
+    const char *type = outbox__events_string(object, "type");
 
     if (type != NULL && strcmp(type, "bounce") == 0)
         return OUTBOX_BOUNCE_HARD;
@@ -135,46 +140,62 @@ static outbox_bounce_kind bounce_kind(const cJSON *object)
 }
 
 /* Fills event from one event object of the array. */
-static outbox_err read_event(outbox_event *event, const cJSON *object)
+static outbox_err read_event(outbox_event *event, outbox_error *err,
+                             const cJSON *object)
 {
-    const char *name = outbox__json_string(object, "event");
-    const char *reason = outbox__json_string(object, "reason");
-    const char *event_id = outbox__json_string(object, "sg_event_id");
+    const char *name = outbox__events_string(object, "event");
+    const char *reason = outbox__events_string(object, "reason");
+    const char *event_id = outbox__events_string(object, "sg_event_id");
     outbox_err rc;
 
     event->type = sendgrid_type(name);
     event->bounce = event->type == OUTBOX_EVENT_BOUNCED ? bounce_kind(object)
                                                         : OUTBOX_BOUNCE_NONE;
-    event->outbox_id =
-        outbox__json_outbox_id(cJSON_GetObjectItemCaseSensitive(object,
-                                                                "outbox_id"));
-    event->occurred_at = outbox__json_unix_time(
+    event->outbox_id = outbox__events_outbox_id(
+        cJSON_GetObjectItemCaseSensitive(object, "outbox_id"));
+    outbox__events_unix_time(
+        &event->occurred_at,
         cJSON_GetObjectItemCaseSensitive(object, "timestamp"));
 
     /* Bounces and drops give a reason; deliveries and deferrals give the
      * receiving server's response instead. */
     if (reason == NULL)
-        reason = outbox__json_string(object, "response");
+        reason = outbox__events_string(object, "response");
 
-    rc = outbox__event_copy_id(&event->provider_event, name);
+    rc = outbox__events_copy_id(&event->provider_event, err, "event", name);
     if (rc == OUTBOX_EOK)
-        rc = outbox__event_copy_id(&event->recipient,
-                                   outbox__json_string(object, "email"));
+        rc = outbox__events_copy_id(&event->recipient, err, "email",
+                                    outbox__events_string(object, "email"));
     if (rc == OUTBOX_EOK)
-        rc = set_message_id(event,
-                            outbox__json_string(object, "sg_message_id"));
+        rc = set_message_id(event, err,
+                            outbox__events_string(object, "sg_message_id"));
     if (rc == OUTBOX_EOK)
-        rc = outbox__event_copy_text(&event->reason, reason);
+        rc = outbox__events_copy_text(&event->reason, err, "reason", reason);
     if (rc == OUTBOX_EOK)
-        rc = set_tags(event,
+        rc = set_tags(event, err,
                       cJSON_GetObjectItemCaseSensitive(object, "category"));
     if (rc == OUTBOX_EOK)
-        rc = outbox__event_set_raw(event, object);
+        rc = outbox__events_print_json(&event->raw, err, object);
     if (rc == OUTBOX_EOK && event_id != NULL && event_id[0] != '\0')
-        rc = outbox__event_copy_id(&event->event_id, event_id);
+        rc = outbox__events_copy_id(&event->event_id, err, "sg_event_id",
+                                    event_id);
     else if (rc == OUTBOX_EOK)
-        rc = outbox__event_set_hashed_id(event);
+        rc = outbox__events_sha256_id(&event->event_id, err, event->raw,
+                                      strlen(event->raw));
     return rc;
+}
+
+/* Puts "SendGrid event <index>: " before the text in err, so that the
+ * text names the event as well as its field. */
+static outbox_err name_event(outbox_error *err, outbox_err rc, size_t index)
+{
+    outbox_error detail;
+
+    if (err == NULL)
+        return rc;
+    detail = *err;
+    return outbox_error_set(err, rc, detail.kind, "SendGrid event %zu: %s",
+                            index, detail.text);
 }
 
 /* Reads each event object of events (an array, or one object) into
@@ -190,23 +211,16 @@ static outbox_err read_events(outbox_event_batch *batch, outbox_error *err,
         outbox_err rc;
 
         if (!cJSON_IsObject(object)
-            || outbox__json_string(object, "event") == NULL)
+            || outbox__events_string(object, "event") == NULL)
             return outbox_error_set(err, OUTBOX_EINVAL,
                                     OUTBOX_EVENTS_KIND_INVALID,
                                     "SendGrid event %zu is not an object "
                                     "with a string \"event\"", index);
-        rc = outbox__event_append(batch, &event);
+        rc = outbox__events_append(&event, err, batch);
         if (rc == OUTBOX_EOK)
-            rc = read_event(event, object);
-        if (rc == OUTBOX_ELIMIT)
-            return outbox_error_set(err, rc, OUTBOX_EVENTS_KIND_LIMIT,
-                                    "SendGrid event %zu has an id, address "
-                                    "or category of %d bytes or more",
-                                    index, OUTBOX_EVENT_TEXT_MAX);
+            rc = read_event(event, err, object);
         if (rc != OUTBOX_EOK)
-            return outbox_error_set(err, rc, OUTBOX_EVENTS_KIND_NOMEM,
-                                    "out of memory reading SendGrid event "
-                                    "%zu", index);
+            return name_event(err, rc, index);
 
         /* A lone object is one event, not a list. */
         if (!cJSON_IsArray(events))
@@ -224,17 +238,10 @@ outbox_err outbox_events_parse_sendgrid(outbox_event_batch *batch,
 
     batch->events = NULL;
     batch->count = 0;
-    if (!outbox__utf8_valid(body, size))
-        return outbox_error_set(err, OUTBOX_EINVAL,
-                                OUTBOX_EVENTS_KIND_INVALID,
-                                "the SendGrid webhook body is not UTF-8 "
-                                "text");
-    root = outbox__json_parse(body, size);
-    if (root == NULL)
-        return outbox_error_set(err, OUTBOX_EINVAL,
-                                OUTBOX_EVENTS_KIND_INVALID,
-                                "the SendGrid webhook body is not valid "
-                                "JSON");
+    rc = outbox__events_parse_json(&root, err, OUTBOX_EVENTS_KIND_INVALID,
+                                   "the SendGrid webhook body", body, size);
+    if (rc != OUTBOX_EOK)
+        return rc;
     if (!cJSON_IsArray(root) && !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return outbox_error_set(err, OUTBOX_EINVAL,
@@ -270,9 +277,12 @@ static EVP_PKEY *read_public_key(const char *public_key_b64)
 
     if (public_key_b64 == NULL)
         return NULL;
-    der = outbox__base64_decode(public_key_b64, SENDGRID_KEY_TEXT_MAX,
-                                &der_size);
-    if (der == NULL)
+    /* The caller reports any failure as a configuration error, so the
+     * decoder's own error text is not needed. */
+    if (outbox__events_base64_decode(&der, &der_size, NULL, "config",
+                                     "the SendGrid verification key",
+                                     public_key_b64, SENDGRID_KEY_TEXT_MAX)
+        != OUTBOX_EOK)
         return NULL;
     cursor = der;
     key = d2i_PUBKEY(NULL, &cursor, (long)der_size);
@@ -337,19 +347,18 @@ outbox_err outbox_verify_sendgrid(outbox_error *err,
                                 OUTBOX_EVENTS_KIND_UNAUTHENTICATED,
                                 "the request has no signature");
     }
-    rc = outbox__check_timestamp(err, timestamp, now, max_age);
+    rc = outbox__events_check_timestamp(err, timestamp, now, max_age);
     if (rc != OUTBOX_EOK) {
         EVP_PKEY_free(key);
         return rc;
     }
-    signature = outbox__base64_decode(signature_b64,
-                                      SENDGRID_SIGNATURE_TEXT_MAX,
-                                      &signature_size);
-    if (signature == NULL) {
+    rc = outbox__events_base64_decode(&signature, &signature_size, err,
+                                      OUTBOX_EVENTS_KIND_UNAUTHENTICATED,
+                                      "the signature", signature_b64,
+                                      SENDGRID_SIGNATURE_TEXT_MAX);
+    if (rc != OUTBOX_EOK) {
         EVP_PKEY_free(key);
-        return outbox_error_set(err, OUTBOX_EINVAL,
-                                OUTBOX_EVENTS_KIND_UNAUTHENTICATED,
-                                "the signature is not valid base64");
+        return rc;
     }
     verified = verify_digest(key, signature, signature_size, timestamp, body,
                              size);

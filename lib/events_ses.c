@@ -38,8 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "events_parse.h"
-#include "internal.h"
+#include "events_internal.h"
 
 typedef enum ses_recipients {
     SES_RECIPIENTS_LIST,        /* the type's own list of recipients */
@@ -92,24 +91,17 @@ typedef struct ses_context {
     size_t raw_total;           /* bytes of raw JSON in the batch so far */
 } ses_context;
 
-static const char *string_of(const cJSON *object, const char *key)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, key);
-
-    return cJSON_IsString(item) ? item->valuestring : NULL;
-}
-
 /* Returns the value of the first of the keys that is a string in object,
  * or NULL. */
 static const char *first_string_of(const cJSON *object, const char *key1,
                                    const char *key2, const char *key3)
 {
-    const char *value = string_of(object, key1);
+    const char *value = outbox__events_string(object, key1);
 
     if (value == NULL && key2 != NULL)
-        value = string_of(object, key2);
+        value = outbox__events_string(object, key2);
     if (value == NULL && key3 != NULL)
-        value = string_of(object, key3);
+        value = outbox__events_string(object, key3);
     return value;
 }
 
@@ -119,7 +111,7 @@ static outbox_err make_event_id(char **out, outbox_error *err,
     outbox_buf id;
     outbox_err rc;
 
-    outbox__buf_init(&id, OUTBOX_EVENT_TEXT_MAX);
+    outbox__buf_init(&id, OUTBOX_EVENT_TEXT_MAX - 1);
     rc = outbox__buf_puts(&id, sns_id);
     if (rc == OUTBOX_EOK && recipient != NULL)
         rc = outbox__buf_printf(&id, ":%s", recipient);
@@ -127,11 +119,11 @@ static outbox_err make_event_id(char **out, outbox_error *err,
         *out = outbox__buf_take(&id, NULL);
     outbox__buf_free(&id);
     if (rc == OUTBOX_ELIMIT)
-        return outbox_error_set(err, rc, "limit_exceeded",
+        return outbox_error_set(err, rc, OUTBOX_EVENTS_KIND_LIMIT,
                                 "the SES event id is over %d bytes",
-                                OUTBOX_EVENT_TEXT_MAX);
+                                OUTBOX_EVENT_TEXT_MAX - 1);
     if (rc != OUTBOX_EOK || *out == NULL)
-        return outbox_error_set(err, OUTBOX_ENOMEM, "out_of_memory",
+        return outbox_error_set(err, OUTBOX_ENOMEM, OUTBOX_EVENTS_KIND_NOMEM,
                                 "out of memory while reading events");
     return OUTBOX_EOK;
 }
@@ -152,16 +144,16 @@ static outbox_err print_listed_raw(char **out, outbox_error *err,
         || !cJSON_AddItemToObject(context->details, context->kind->list,
                                   single)) {
         cJSON_Delete(single);
-        return outbox_error_set(err, OUTBOX_ENOMEM, "out_of_memory",
+        return outbox_error_set(err, OUTBOX_ENOMEM, OUTBOX_EVENTS_KIND_NOMEM,
                                 "out of memory while reading events");
     }
-    rc = outbox__events_print_raw(out, err, context->ses);
+    rc = outbox__events_print_json(out, err, context->ses);
     cJSON_Delete(cJSON_DetachItemViaPointer(context->details, single));
     return rc;
 }
 
 /* Sets event->raw: entry's own JSON when listed is set, else a copy of
- * the whole SES event. Counts it against OUTBOX__EVENTS_RAW_MAX. */
+ * the whole SES event. Counts it against OUTBOX_EVENTS_RAW_MAX. */
 static outbox_err set_raw(outbox_event *event, outbox_error *err,
                           ses_context *context, cJSON *entry, bool listed)
 {
@@ -173,17 +165,17 @@ static outbox_err set_raw(outbox_event *event, outbox_error *err,
     } else {
         event->raw = outbox__strdup(context->shared_raw);
         if (event->raw == NULL)
-            rc = outbox_error_set(err, OUTBOX_ENOMEM, "out_of_memory",
+            rc = outbox_error_set(err, OUTBOX_ENOMEM, OUTBOX_EVENTS_KIND_NOMEM,
                                   "out of memory while reading events");
     }
     if (rc != OUTBOX_EOK)
         return rc;
     size = strlen(event->raw);
-    if (size > OUTBOX__EVENTS_RAW_MAX - context->raw_total)
-        return outbox_error_set(err, OUTBOX_ELIMIT, "limit_exceeded",
+    if (size > OUTBOX_EVENTS_RAW_MAX - context->raw_total)
+        return outbox_error_set(err, OUTBOX_ELIMIT, OUTBOX_EVENTS_KIND_LIMIT,
                                 "the JSON of the SES events is over %u "
                                 "bytes in total",
-                                OUTBOX__EVENTS_RAW_MAX);
+                                OUTBOX_EVENTS_RAW_MAX);
     context->raw_total += size;
     return OUTBOX_EOK;
 }
@@ -202,7 +194,7 @@ static outbox_err add_event(outbox_event_batch *batch, outbox_error *err,
     outbox_event *event;
     outbox_err rc;
 
-    rc = outbox__events_append(&event, batch, err);
+    rc = outbox__events_append(&event, err, batch);
     if (rc != OUTBOX_EOK)
         return rc;
     event->type = context->kind->type;
@@ -220,19 +212,19 @@ static outbox_err add_event(outbox_event_batch *batch, outbox_error *err,
         reason = first_string_of(details, "bounceSubType",
                                  "complaintFeedbackType", "delayType");
 
-    rc = outbox__events_copy(&event->provider_event, err, "eventType",
-                             context->name);
+    rc = outbox__events_copy_id(&event->provider_event, err, "eventType",
+                                context->name);
     if (rc == OUTBOX_EOK)
         rc = make_event_id(&event->event_id, err, context->sns_id,
                            recipient);
     if (rc == OUTBOX_EOK)
-        rc = outbox__events_copy(&event->provider_message_id, err,
-                                 "mail.messageId", context->message_id);
+        rc = outbox__events_copy_id(&event->provider_message_id, err,
+                                    "mail.messageId", context->message_id);
     if (rc == OUTBOX_EOK)
-        rc = outbox__events_copy(&event->recipient, err, "recipient",
-                                 recipient);
+        rc = outbox__events_copy_id(&event->recipient, err, "recipient",
+                                    recipient);
     if (rc == OUTBOX_EOK)
-        rc = outbox__events_copy_cut(&event->reason, err, "reason", reason);
+        rc = outbox__events_copy_text(&event->reason, err, "reason", reason);
     if (rc == OUTBOX_EOK)
         rc = set_raw(event, err, context, entry, listed);
     return rc;
@@ -249,9 +241,10 @@ static outbox_err add_listed(outbox_event_batch *batch, outbox_error *err,
         return outbox_error_set(err, OUTBOX_EINVAL, "invalid_ses_event",
                                 "the SES recipient list is not an array");
     cJSON_ArrayForEach(entry, list) {
-        const char *address = cJSON_IsString(entry)
-                                  ? entry->valuestring
-                                  : string_of(entry, "emailAddress");
+        const char *address =
+            cJSON_IsString(entry)
+                ? entry->valuestring
+                : outbox__events_string(entry, "emailAddress");
         outbox_err rc;
 
         if (address == NULL)
@@ -344,7 +337,8 @@ static outbox_err parse_ses_event(outbox_event_batch *batch,
         context.details = cJSON_GetObjectItemCaseSensitive(
             ses, context.kind->object);
     if (context.kind->type == OUTBOX_EVENT_BOUNCED) {
-        const char *type = string_of(context.details, "bounceType");
+        const char *type =
+            outbox__events_string(context.details, "bounceType");
 
         context.bounce = type != NULL && strcmp(type, "Permanent") == 0
                              ? OUTBOX_BOUNCE_HARD
@@ -359,16 +353,17 @@ static outbox_err parse_ses_event(outbox_event_batch *batch,
 
         context.kind = &unsubscribed;
     }
-    if (!outbox__events_parse_time(&context.occurred_at,
-                                   string_of(context.details, "timestamp")))
-        outbox__events_parse_time(&context.occurred_at,
-                                  string_of(mail, "timestamp"));
+    if (!outbox__events_iso_time(
+            &context.occurred_at,
+            outbox__events_string(context.details, "timestamp")))
+        outbox__events_iso_time(&context.occurred_at,
+                                outbox__events_string(mail, "timestamp"));
     context.sns_id = sns_id;
-    context.message_id = string_of(mail, "messageId");
+    context.message_id = outbox__events_string(mail, "messageId");
     context.outbox_id = read_outbox_id(mail);
 
     if (context.kind->recipients != SES_RECIPIENTS_LIST) {
-        rc = outbox__events_print_raw(&context.shared_raw, err, ses);
+        rc = outbox__events_print_json(&context.shared_raw, err, ses);
         if (rc != OUTBOX_EOK)
             return rc;
     }
@@ -394,7 +389,7 @@ static bool looks_like_json(const char *text)
  */
 static outbox_err check_envelope(outbox_error *err, const cJSON *envelope)
 {
-    const char *type = string_of(envelope, "Type");
+    const char *type = outbox__events_string(envelope, "Type");
 
     if (!cJSON_IsObject(envelope))
         return outbox_error_set(err, OUTBOX_EINVAL, "invalid_sns_message",
@@ -428,7 +423,9 @@ outbox_err outbox_events_parse_ses(outbox_event_batch *batch,
     char *derived_id = NULL;
     outbox_err rc;
 
-    rc = outbox__events_parse_json(&envelope, err, body, size);
+    rc = outbox__events_parse_json(&envelope, err,
+                                   OUTBOX_EVENTS_KIND_INVALID_JSON,
+                                   "the SNS webhook body", body, size);
     if (rc == OUTBOX_EOK)
         rc = check_envelope(err, envelope);
     if (rc != OUTBOX_EOK)
@@ -442,7 +439,8 @@ outbox_err outbox_events_parse_ses(outbox_event_batch *batch,
         if (parsed == NULL && !looks_like_json(message->valuestring))
             goto cleanup;
         if (parsed == NULL) {
-            rc = outbox_error_set(err, OUTBOX_EINVAL, "invalid_json",
+            rc = outbox_error_set(err, OUTBOX_EINVAL,
+                                  OUTBOX_EVENTS_KIND_INVALID_JSON,
                                   "the SNS Message is not valid JSON");
             goto cleanup;
         }
@@ -455,7 +453,7 @@ outbox_err outbox_events_parse_ses(outbox_event_batch *batch,
 
     /* SNS always sends a MessageId. Without one, the hash of the body is
      * used instead, so that a resent body still gives the same ids. */
-    sns_id = string_of(envelope, "MessageId");
+    sns_id = outbox__events_string(envelope, "MessageId");
     if (sns_id == NULL) {
         rc = outbox__events_sha256_id(&derived_id, err, body, size);
         if (rc != OUTBOX_EOK)

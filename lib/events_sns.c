@@ -25,8 +25,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "events_parse.h"
-#include "internal.h"
+#include "events_internal.h"
 
 /* A signing certificate URL longer than this is rejected unread. */
 #define SNS_CERT_URL_MAX 2048
@@ -120,8 +119,8 @@ static outbox_err read_fields(outbox_sns_message *out, outbox_error *err,
             return outbox_error_set(err, OUTBOX_EINVAL, "invalid_sns_message",
                                     "the SNS field %s is not a string",
                                     fields[i].name);
-        rc = outbox__events_copy(field_slot(out, &fields[i]), err,
-                                 fields[i].name, item->valuestring);
+        rc = outbox__events_copy_id(field_slot(out, &fields[i]), err,
+                                    fields[i].name, item->valuestring);
         if (rc != OUTBOX_EOK)
             return rc;
     }
@@ -141,12 +140,13 @@ static outbox_err read_message(outbox_sns_message *out, outbox_error *err,
     if (cJSON_IsString(item)) {
         out->message = outbox__strdup(item->valuestring);
         if (out->message == NULL)
-            return outbox_error_set(err, OUTBOX_ENOMEM, "out_of_memory",
+            return outbox_error_set(err, OUTBOX_ENOMEM,
+                                    OUTBOX_EVENTS_KIND_NOMEM,
                                     "out of memory while reading SNS");
         return OUTBOX_EOK;
     }
     if (cJSON_IsObject(item))
-        return outbox__events_print_raw(&out->message, err, item);
+        return outbox__events_print_json(&out->message, err, item);
     return outbox_error_set(err, OUTBOX_EINVAL, "invalid_sns_message",
                             item == NULL ? "the SNS message has no Message"
                                          : "the SNS Message is not a string");
@@ -159,7 +159,9 @@ outbox_err outbox_sns_parse(outbox_sns_message *out, outbox_error *err,
     outbox_err rc;
 
     memset(out, 0, sizeof(*out));
-    rc = outbox__events_parse_json(&json, err, body, size);
+    rc = outbox__events_parse_json(&json, err,
+                                   OUTBOX_EVENTS_KIND_INVALID_JSON,
+                                   "the SNS message", body, size);
     if (rc != OUTBOX_EOK)
         return rc;
     if (!cJSON_IsObject(json)) {
@@ -254,12 +256,14 @@ outbox_err outbox_sns_check_cert_url(outbox_error *err, const char *url)
     size_t length;
 
     if (url == NULL)
-        return outbox_error_set(err, OUTBOX_EINVAL, "unauthenticated",
+        return outbox_error_set(err, OUTBOX_EINVAL,
+                                OUTBOX_EVENTS_KIND_UNAUTHENTICATED,
                                 "the SNS message has no SigningCertURL");
     length = strlen(url);
     if (length > SNS_CERT_URL_MAX
         || strncmp(url, scheme, sizeof(scheme) - 1) != 0)
-        return outbox_error_set(err, OUTBOX_EINVAL, "unauthenticated",
+        return outbox_error_set(err, OUTBOX_EINVAL,
+                                OUTBOX_EVENTS_KIND_UNAUTHENTICATED,
                                 "the SigningCertURL is not an https URL");
 
     /* The host ends at the path. A port, user info, query or fragment
@@ -267,19 +271,22 @@ outbox_err outbox_sns_check_cert_url(outbox_error *err, const char *url)
     host = url + sizeof(scheme) - 1;
     path = strchr(host, '/');
     if (path == NULL || !is_sns_host(host, (size_t)(path - host)))
-        return outbox_error_set(err, OUTBOX_EINVAL, "unauthenticated",
+        return outbox_error_set(err, OUTBOX_EINVAL,
+                                OUTBOX_EVENTS_KIND_UNAUTHENTICATED,
                                 "the SigningCertURL host is not "
                                 "sns.<region>.amazonaws.com");
     length = strlen(path);
     for (size_t i = 0; i < length; i++) {
         if (!is_path_char(path[i]))
-            return outbox_error_set(err, OUTBOX_EINVAL, "unauthenticated",
+            return outbox_error_set(err, OUTBOX_EINVAL,
+                                    OUTBOX_EVENTS_KIND_UNAUTHENTICATED,
                                     "the SigningCertURL path has a "
                                     "character outside letters, digits "
                                     "and -._~/");
     }
     if (length < 5 || strcmp(path + length - 4, ".pem") != 0)
-        return outbox_error_set(err, OUTBOX_EINVAL, "unauthenticated",
+        return outbox_error_set(err, OUTBOX_EINVAL,
+                                OUTBOX_EVENTS_KIND_UNAUTHENTICATED,
                                 "the SigningCertURL path does not end in "
                                 ".pem");
     return OUTBOX_EOK;
@@ -377,24 +384,28 @@ outbox_err outbox_sns_verify(outbox_error *err,
              && strcmp(message->signature_version, "2") == 0)
         digest = EVP_sha256();
     if (digest == NULL || message->signature == NULL) {
-        rc = outbox_error_set(err, OUTBOX_EINVAL, "unauthenticated",
+        rc = outbox_error_set(err, OUTBOX_EINVAL,
+                              OUTBOX_EVENTS_KIND_UNAUTHENTICATED,
                               "the SNS SignatureVersion is not 1 or 2");
         goto cleanup;
     }
     rc = outbox__events_base64_decode(&signature, &signature_size, err,
-                                      message->signature);
+                                      OUTBOX_EVENTS_KIND_UNAUTHENTICATED,
+                                      "the SNS Signature", message->signature,
+                                      OUTBOX_EVENT_TEXT_MAX);
     if (rc != OUTBOX_EOK)
         goto cleanup;
     key = read_rsa_key(cert_pem, cert_size);
     if (key == NULL) {
-        rc = outbox_error_set(err, OUTBOX_EINVAL, "unauthenticated",
+        rc = outbox_error_set(err, OUTBOX_EINVAL,
+                              OUTBOX_EVENTS_KIND_UNAUTHENTICATED,
                               "the signing certificate is not a PEM "
                               "certificate with an RSA key");
         goto cleanup;
     }
     rc = build_string_to_sign(&text, message);
     if (rc != OUTBOX_EOK) {
-        rc = outbox_error_set(err, rc, "limit_exceeded",
+        rc = outbox_error_set(err, rc, OUTBOX_EVENTS_KIND_LIMIT,
                               "the SNS message is too large to verify");
         goto cleanup;
     }
@@ -411,7 +422,8 @@ outbox_err outbox_sns_verify(outbox_error *err,
     if (EVP_DigestVerify(context, signature, signature_size,
                          (const unsigned char *)text.data, text.size)
         != 1) {
-        rc = outbox_error_set(err, OUTBOX_EINVAL, "unauthenticated",
+        rc = outbox_error_set(err, OUTBOX_EINVAL,
+                              OUTBOX_EVENTS_KIND_UNAUTHENTICATED,
                               "the SNS signature does not match the "
                               "message");
         goto cleanup;
@@ -436,12 +448,14 @@ outbox_err outbox_sns_check_timestamp(outbox_error *err,
 {
     int64_t sent = 0;
 
-    if (!outbox__events_parse_time(&sent, message->timestamp))
-        return outbox_error_set(err, OUTBOX_EINVAL, "unauthenticated",
+    if (!outbox__events_iso_time(&sent, message->timestamp))
+        return outbox_error_set(err, OUTBOX_EINVAL,
+                                OUTBOX_EVENTS_KIND_UNAUTHENTICATED,
                                 "the SNS Timestamp is not an ISO 8601 "
                                 "time");
     if (sent < now - max_age || sent > now + max_age)
-        return outbox_error_set(err, OUTBOX_EINVAL, "unauthenticated",
+        return outbox_error_set(err, OUTBOX_EINVAL,
+                                OUTBOX_EVENTS_KIND_UNAUTHENTICATED,
                                 "the SNS Timestamp is more than %lld s "
                                 "away from now (stale_timestamp)",
                                 (long long)max_age);

@@ -1,7 +1,7 @@
 /*
  * webhook_auth.c - request checks that several providers share: basic
- * auth credentials, the timestamp window, base64 decoding, and the cache
- * of recently seen tokens that rejects a replayed request.
+ * auth credentials, the timestamp window, and the cache of recently seen
+ * tokens that rejects a replayed request.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -21,41 +21,9 @@
 /* Largest token cache; each entry takes about 48 bytes. */
 #define TOKEN_CACHE_MAX 10000000
 
-unsigned char *outbox__base64_decode(const char *text, size_t max_text,
-                                     size_t *out_size)
-{
-    EVP_ENCODE_CTX *ctx;
-    unsigned char *out;
-    size_t length = strlen(text);
-    int written = 0;
-    int final = 0;
-    int rc;
-
-    if (length > max_text || length > INT32_MAX / 2)
-        return NULL;
-    out = malloc(length / 4 * 3 + 3);
-    ctx = EVP_ENCODE_CTX_new();
-    if (out == NULL || ctx == NULL) {
-        free(out);
-        EVP_ENCODE_CTX_free(ctx);
-        return NULL;
-    }
-    EVP_DecodeInit(ctx);
-    rc = EVP_DecodeUpdate(ctx, out, &written, (const unsigned char *)text,
-                          (int)length);
-    if (rc >= 0)
-        rc = EVP_DecodeFinal(ctx, out + written, &final);
-    EVP_ENCODE_CTX_free(ctx);
-    if (rc < 0) {
-        free(out);
-        return NULL;
-    }
-    *out_size = (size_t)written + (size_t)final;
-    return out;
-}
-
-outbox_err outbox__check_timestamp(outbox_error *err, const char *timestamp,
-                                   int64_t now, int64_t max_age)
+outbox_err outbox__events_check_timestamp(outbox_error *err,
+                                          const char *timestamp, int64_t now,
+                                          int64_t max_age)
 {
     size_t length;
     int64_t value = 0;
@@ -183,13 +151,16 @@ outbox_err outbox_verify_basic_auth(outbox_error *err,
                                 "the Authorization header does not use the "
                                 "Basic scheme");
 
-    decoded = outbox__base64_decode(credentials, BASIC_AUTH_MAX,
-                                    &decoded_size);
-    if (decoded == NULL)
-        return outbox_error_set(err, OUTBOX_EINVAL,
-                                OUTBOX_EVENTS_KIND_UNAUTHENTICATED,
-                                "the Basic credentials are not valid base64 "
-                                "or longer than %d bytes", BASIC_AUTH_MAX);
+    /* RFC 7235 puts one or more spaces between the scheme and the
+     * credentials, which are base64 with no white space in them. */
+    while (*credentials == ' ')
+        credentials++;
+    rc = outbox__events_base64_decode(&decoded, &decoded_size, err,
+                                      OUTBOX_EVENTS_KIND_UNAUTHENTICATED,
+                                      "the Basic auth value", credentials,
+                                      BASIC_AUTH_MAX);
+    if (rc != OUTBOX_EOK)
+        return rc;
     rc = compare_credentials(err, decoded, decoded_size, username, password);
     OPENSSL_cleanse(decoded, decoded_size);
     free(decoded);

@@ -298,9 +298,10 @@ static const invalid_case invalid_cases[] = {
      "legacy form-encoded webhooks are not supported"},
     {"", "legacy form-encoded"},
     {"[{\"event-data\":{\"event\":\"failed\"}}]", "legacy form-encoded"},
-    {"{\"event-data\":{\"event\":\"failed\"}", "not a valid JSON object"},
-    {"{\"event-data\":{\"event\":\"failed\"}} {}", "not a valid JSON object"},
-    {"{\"event-data\":{\"event\":\"f\xc3\"}}", "not a valid JSON object"},
+    {"{\"event-data\":{\"event\":\"failed\"}", "is not valid JSON"},
+    {"{\"event-data\":{\"event\":\"failed\"}} {}",
+     "has bytes after its JSON value"},
+    {"{\"event-data\":{\"event\":\"f\xc3\"}}", "is not UTF-8 text"},
     {"{\"signature\":{\"token\":\"abc\"}}", "no \"event-data\""},
     {"{\"event-data\":[]}", "no \"event-data\""},
     {"{\"event-data\":{\"severity\":\"permanent\"}}", "no \"event-data\""},
@@ -390,7 +391,7 @@ static const signature_read_case signature_read_cases[] = {
      "signature.timestamp"},
     {"timestamp=1741168800&token=abc&signature=def", OUTBOX_EINVAL,
      "legacy form-encoded"},
-    {"{\"signature\":", OUTBOX_EINVAL, "not a valid JSON object"},
+    {"{\"signature\":", OUTBOX_EINVAL, "is not valid JSON"},
 };
 
 static void test_signature_read(void)

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "events_parse.h"
+#include "events_internal.h"
 #include "internal.h"
 
 #define PM_ID "0a129aee-e1cd-480d-b08d-4f48548ff48d"
@@ -290,6 +290,8 @@ static void test_rejects(void)
         {"two objects", "{\"RecordType\":\"Open\"}{}", OUTBOX_EINVAL,
          "invalid_json"},
         {"empty", "", OUTBOX_EINVAL, "invalid_json"},
+        {"not UTF-8", "{\"RecordType\":\"Open\",\"Recipient\":\"\xff\"}",
+         OUTBOX_EINVAL, "invalid_json"},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -326,16 +328,28 @@ static void test_text_caps(void)
     CHECK_INT(outbox_events_parse_postmark(&batch, &err, body, strlen(body)),
               OUTBOX_EOK);
     if (batch.count == 1)
-        CHECK_INT(strlen(batch.events[0].reason), OUTBOX_EVENT_TEXT_MAX);
+        CHECK_INT(strlen(batch.events[0].reason), OUTBOX_EVENT_TEXT_MAX - 1);
     outbox_event_batch_free(&batch);
 
-    CHECK_CASE("long message id rejected");
+    CHECK_CASE("message id at the cap kept");
     used = snprintf(body, size, "{\"RecordType\":\"Open\",\"MessageID\":\"");
-    memset(body + used, 'm', OUTBOX_EVENT_TEXT_MAX + 1);
-    snprintf(body + used + OUTBOX_EVENT_TEXT_MAX + 1, 16, "\"}");
+    memset(body + used, 'm', OUTBOX_EVENT_TEXT_MAX - 1);
+    snprintf(body + used + OUTBOX_EVENT_TEXT_MAX - 1, 16, "\"}");
+    CHECK_INT(outbox_events_parse_postmark(&batch, &err, body, strlen(body)),
+              OUTBOX_EOK);
+    if (batch.count == 1)
+        CHECK_INT(strlen(batch.events[0].provider_message_id),
+                  OUTBOX_EVENT_TEXT_MAX - 1);
+    outbox_event_batch_free(&batch);
+
+    CHECK_CASE("message id one over the cap rejected");
+    used = snprintf(body, size, "{\"RecordType\":\"Open\",\"MessageID\":\"");
+    memset(body + used, 'm', OUTBOX_EVENT_TEXT_MAX);
+    snprintf(body + used + OUTBOX_EVENT_TEXT_MAX, 16, "\"}");
     CHECK_INT(outbox_events_parse_postmark(&batch, &err, body, strlen(body)),
               OUTBOX_ELIMIT);
     CHECK_STR(err.kind, "limit_exceeded");
+    CHECK_CONTAINS(err.text, "MessageID is 4096 bytes long");
     CHECK_INT(batch.count, 0);
     free(body);
 }

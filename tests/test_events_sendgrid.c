@@ -497,7 +497,9 @@ static void test_text_caps(void)
     body = event_with_long_field("email", OUTBOX_EVENT_TEXT_MAX);
     CHECK_INT(parse(&batch, &err, body), OUTBOX_ELIMIT);
     CHECK_STR(err.kind, "limit_exceeded");
-    CHECK_CONTAINS(err.text, "event 0 has an id");
+    CHECK_CONTAINS(err.text,
+                   "SendGrid event 0: email is 4096 bytes long, over the "
+                   "maximum of 4095");
     CHECK_INT(batch.count, 0);
     free(body);
 
@@ -718,6 +720,25 @@ static void test_signature(void)
     CHECK_INT(outbox_verify_sendgrid(&err, NULL, signature, timestamp,
                                      signed_body, size, NOW, MAX_AGE),
               OUTBOX_ECONFIG);
+
+    /* The key is one line of base64, as SendGrid shows it: white space
+     * inside it is a configuration error, not skipped. */
+    CHECK_CASE("key with a line break is a config error");
+    {
+        size_t length = strlen(public_key);
+        char *broken = malloc(length + 2);
+
+        if (broken != NULL) {
+            memcpy(broken, public_key, 40);
+            broken[40] = '\n';
+            memcpy(broken + 41, public_key + 40, length - 40 + 1);
+            CHECK_INT(outbox_verify_sendgrid(&err, broken, signature,
+                                             timestamp, signed_body, size,
+                                             NOW, MAX_AGE),
+                      OUTBOX_ECONFIG);
+            free(broken);
+        }
+    }
 
     free(signature);
     free(flipped);

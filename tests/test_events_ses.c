@@ -12,7 +12,7 @@
 #include <openssl/x509.h>
 
 #include "check.h"
-#include "events_parse.h"
+#include "events_internal.h"
 #include "internal.h"
 
 /* 2025-03-05 10:10:00 UTC */
@@ -754,6 +754,8 @@ static void test_ses_rejects(void)
         {"truncated body", "{\"Type\":\"Notification\",\"Mess",
          OUTBOX_EINVAL, "invalid_json"},
         {"empty body", "", OUTBOX_EINVAL, "invalid_json"},
+        {"body not UTF-8", "{\"Type\":\"Notification\",\"Subject\":\"\xc3\"}",
+         OUTBOX_EINVAL, "invalid_json"},
         {"truncated message",
          "{\"Type\":\"Notification\",\"Message\":\"{\\\"eventType\\\":\"}",
          OUTBOX_EINVAL, "invalid_json"},

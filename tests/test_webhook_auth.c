@@ -51,6 +51,12 @@ static void test_basic_auth(void)
          "does not use the Basic scheme"},
         {"short header", "Bas", OUTBOX_EINVAL, "Basic scheme"},
         {"not base64", "Basic !!!!", OUTBOX_EINVAL, "not valid base64"},
+        {"two spaces after scheme",
+         "Basic  d2ViaG9vazpzM2NyZXQ6d2l0aDpjb2xvbnM=", OUTBOX_EOK, ""},
+        {"space inside base64", "Basic d2ViaG9v azpzM2NyZXQ6d2l0aDpjb2xvbnM=",
+         OUTBOX_EINVAL, "the Basic auth value is not valid base64"},
+        {"base64 without padding", "Basic d2ViaG9vazpzM2NyZXQ6d2l0aDpjb2xvbnM",
+         OUTBOX_EINVAL, "not valid base64"},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
