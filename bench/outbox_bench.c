@@ -285,8 +285,10 @@ int main(int argc, char **argv)
            (double)sent / elapsed);
     printf("outboxd peak RSS:    %.1f MiB\n", (double)usage.ru_maxrss / 1024);
     printf("outboxd CPU:         %.2f s user, %.2f s system\n",
-           (double)usage.ru_utime.tv_sec + (double)usage.ru_utime.tv_usec / 1e6,
-           (double)usage.ru_stime.tv_sec + (double)usage.ru_stime.tv_usec / 1e6);
+           (double)usage.ru_utime.tv_sec
+               + (double)usage.ru_utime.tv_usec / 1e6,
+           (double)usage.ru_stime.tv_sec
+               + (double)usage.ru_stime.tv_usec / 1e6);
     return sent == options.messages && WIFEXITED(status)
                    && WEXITSTATUS(status) == 0
                ? 0

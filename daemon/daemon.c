@@ -4,8 +4,9 @@
  *
  * The loop keeps up to `concurrency` deliveries in flight. When enough
  * slots are free it posts a claim job to the worker; the claimed messages
- * start as soon as their dispatch is on disk (durable.c). Finished deliveries queue their outcome, and once per
- * loop iteration all queued outcomes go to the worker as one record job.
+ * start as soon as their dispatch is on disk (durable.c). Finished
+ * deliveries queue their outcome, and once per loop iteration all queued
+ * outcomes go to the worker as one record job.
  *
  * A provider whose response means "misconfigured" (bad API key) is paused:
  * no new claims pick its rows until the pause ends, and its messages wait
