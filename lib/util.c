@@ -182,10 +182,23 @@ bool outbox__utf8_valid(const char *s, size_t n)
     size_t i = 0;
 
     while (i < n) {
-        unsigned char c = p[i];
+        unsigned char c;
         size_t extra;
         uint32_t code;
+        uint64_t word;
 
+        /* Bodies are mostly ASCII: take 8 bytes at once while none has its
+         * high bit set and none is NUL. */
+        if (n - i >= sizeof(word)) {
+            memcpy(&word, p + i, sizeof(word));
+            if ((word & 0x8080808080808080u) == 0
+                && ((word - 0x0101010101010101u) & ~word
+                    & 0x8080808080808080u) == 0) {
+                i += sizeof(word);
+                continue;
+            }
+        }
+        c = p[i];
         if (c == 0)
             return false;
         if (c < 0x80) {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "internal.h"
 #include "outbox.h"
 
 /* In a bad case, a field set to NONE becomes NULL in the row. */
@@ -533,8 +534,37 @@ static void check_bad(const bad_case *c)
     CHECK_CONTAINS(err.text, c->text_part);
 }
 
+/* UTF-8 checks of long texts, where 8 ASCII bytes are taken at once:
+ * each fault sits after or across such a block. */
+static void check_utf8_in_long_text(void)
+{
+#define TEXT(literal) literal, sizeof(literal) - 1
+    static const struct {
+        const char *name;
+        const char *text;
+        size_t size;
+        bool valid;
+    } cases[] = {
+        {"ascii", TEXT("Invoice 2025-0815 attached"), true},
+        {"umlaut across a block", TEXT("Invoice\xC3\xA4 2025-0815"), true},
+        {"euro at the end", TEXT("Total 1234.50 \xE2\x82\xAC"), true},
+        {"latin-1 byte after a block", TEXT("Invoice f\xFCr March"), false},
+        {"nul after two blocks", TEXT("Invoice 2025-081\0 attached"), false},
+        {"cut sequence at the end", TEXT("Total 1234.50 \xE2\x82"), false},
+        {"high bit in the last block", TEXT("Invoice 2025-0815\x80"), false},
+    };
+#undef TEXT
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        CHECK_CASE(cases[i].name);
+        CHECK_INT(outbox__utf8_valid(cases[i].text, cases[i].size),
+                  cases[i].valid);
+    }
+}
+
 int main(void)
 {
+    check_utf8_in_long_text();
     check_valid_row();
     check_strings_copied();
     check_empty_optional_columns();
