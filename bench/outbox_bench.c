@@ -6,7 +6,7 @@
  * SendGrid provider, and prints messages per second (from the start of
  * outboxd to its exit, with every status written back) and outboxd's peak
  * resident memory. It is a program, not a test: it prints figures and
- * checks only that every row ended `sent`.
+ * checks only that every row ended `sent` with the provider's message id.
  *
  * usage: outbox_bench [--messages N] [--concurrency C] [--claim-batch B]
  *                     [--outboxd PATH] [--mock PATH] [--dir DIR]
@@ -102,7 +102,8 @@ static long count_sent(const char *path)
     if (sqlite3_open(path, &db) == SQLITE_OK
         && sqlite3_prepare_v2(db,
                               "SELECT count(*) FROM outbox "
-                              "WHERE status = 'sent'",
+                              "WHERE status = 'sent' "
+                              "AND provider_message_id IS NOT NULL",
                               -1, &stmt, NULL)
                == SQLITE_OK
         && sqlite3_step(stmt) == SQLITE_ROW)
