@@ -350,14 +350,11 @@ bool outbox__events_iso_time(int64_t *out, const char *text)
         while (*p >= '0' && *p <= '9')
             p++;
     }
-    if (!read_zone(p, &offset))
+    if (!read_zone(p, &offset)
+        || !outbox__utc_seconds(out, tm.tm_year, tm.tm_mon, tm.tm_mday,
+                                tm.tm_hour, tm.tm_min, tm.tm_sec))
         return false;
-    if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31
-        || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
-        return false;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    *out = (int64_t)timegm(&tm) - offset;
+    *out -= offset;
     return true;
 }
 

@@ -59,4 +59,12 @@ bool outbox__random_bytes(unsigned char *out, size_t n);
 /* Writes the text for errno value error into out, whatever the thread. */
 void outbox__describe_errno(char *out, size_t size, int error);
 
+/*
+ * Converts a UTC calendar time to unix seconds. month runs from 1 to 12,
+ * and second may be 60 (a leap second). Returns false for a field out of
+ * range, 30 February included.
+ */
+bool outbox__utc_seconds(int64_t *out, int year, int month, int day,
+                         int hour, int minute, int second);
+
 #endif /* OUTBOX_INTERNAL_H */

@@ -288,20 +288,6 @@ static int expand_two_digit_year(int year, int64_t now)
     return candidate;
 }
 
-static bool date_fields_are_valid(const struct tm *tm)
-{
-    static const int days_in_month[12] = {31, 29, 31, 30, 31, 30,
-                                          31, 31, 30, 31, 30, 31};
-    int year = tm->tm_year;
-    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-
-    if (tm->tm_mday < 1 || tm->tm_mday > days_in_month[tm->tm_mon])
-        return false;
-    if (tm->tm_mon == 1 && tm->tm_mday == 29 && !leap)
-        return false;
-    return tm->tm_hour <= 23 && tm->tm_min <= 59 && tm->tm_sec <= 60;
-}
-
 /* Parses an HTTP date into unix seconds without the C locale's help. */
 static bool parse_http_date(int64_t *out, const char *text, int64_t now)
 {
@@ -314,11 +300,8 @@ static bool parse_http_date(int64_t *out, const char *text, int64_t now)
             return false;
         tm.tm_year = expand_two_digit_year(tm.tm_year, now);
     }
-    if (!date_fields_are_valid(&tm))
-        return false;
-    tm.tm_year -= 1900;
-    *out = (int64_t)timegm(&tm);
-    return true;
+    return outbox__utc_seconds(out, tm.tm_year, tm.tm_mon + 1, tm.tm_mday,
+                               tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 int64_t outbox_parse_retry_after(const char *value, int64_t now)

@@ -119,6 +119,30 @@ static bool parse_datetime_form(struct tm *tm, const char *text)
            && tm->tm_hour >= 0 && tm->tm_min >= 0 && tm->tm_sec >= 0;
 }
 
+bool outbox__utc_seconds(int64_t *out, int year, int month, int day,
+                         int hour, int minute, int second)
+{
+    static const int days_in_month[12] = {31, 29, 31, 30, 31, 30,
+                                          31, 31, 30, 31, 30, 31};
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    struct tm tm;
+
+    if (year < 0 || month < 1 || month > 12 || day < 1
+        || day > days_in_month[month - 1] || (month == 2 && day == 29 && !leap)
+        || hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0
+        || second > 60)
+        return false;
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = year - 1900;
+    tm.tm_mon = month - 1;
+    tm.tm_mday = day;
+    tm.tm_hour = hour;
+    tm.tm_min = minute;
+    tm.tm_sec = second;
+    *out = (int64_t)timegm(&tm);
+    return true;
+}
+
 bool outbox_time_parse(int64_t *out, const char *text)
 {
     struct tm tm;
@@ -134,13 +158,8 @@ bool outbox_time_parse(int64_t *out, const char *text)
                 != 6
             || text[consumed] != '\0'))
         return false;
-    if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31
-        || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
-        return false;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    *out = (int64_t)timegm(&tm);
-    return true;
+    return outbox__utc_seconds(out, tm.tm_year, tm.tm_mon, tm.tm_mday,
+                               tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 char *outbox__strdup(const char *s)

@@ -369,6 +369,36 @@ static void test_type_names(void)
     outbox_event_batch_free(NULL);
 }
 
+static void test_iso_times(void)
+{
+    static const struct {
+        const char *text;
+        bool valid;
+        int64_t seconds;
+    } cases[] = {
+        {"2025-03-05T11:00:00Z", true, T_11},
+        {"2025-03-05T12:00:00+01:00", true, T_11},
+        {"2025-03-05T06:00:00.000-05:00", true, T_11},
+        {"2024-02-29T00:00:00Z", true, 1709164800},
+        {"2025-02-29T00:00:00Z", false, 0},
+        {"2025-02-30T11:00:00Z", false, 0},
+        {"2025-03-05T25:00:00Z", false, 0},
+        {"2025-03-05T11:00:00", false, 0},
+        {"2025-03-05 11:00:00Z", false, 0},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int64_t seconds = -1;
+        bool valid;
+
+        CHECK_CASE(cases[i].text);
+        valid = outbox__events_iso_time(&seconds, cases[i].text);
+        CHECK_INT(valid, cases[i].valid);
+        if (cases[i].valid)
+            CHECK_INT(seconds, cases[i].seconds);
+    }
+}
+
 int main(void)
 {
     test_record_types();
@@ -377,5 +407,6 @@ int main(void)
     test_rejects();
     test_text_caps();
     test_type_names();
+    test_iso_times();
     CHECK_DONE();
 }

@@ -405,6 +405,39 @@ static void time_text(void)
     CHECK_STR(text, "1970-01-01 00:00:00");
 }
 
+static void time_parse(void)
+{
+    static const struct {
+        const char *text;
+        bool valid;
+        int64_t seconds;
+    } cases[] = {
+        {"2026-12-05 00:00:00", true, 1796428800},
+        {"2024-02-29 12:00:00", true, 1709208000},
+        {"2026-12-05 23:59:60", true, 1796515200},
+        {"2025-02-29 00:00:00", false, 0},
+        {"2026-04-31 00:00:00", false, 0},
+        {"2026-13-01 00:00:00", false, 0},
+        {"2026-00-01 00:00:00", false, 0},
+        {"2026-12-05 24:00:00", false, 0},
+        {"2026-12-05 23:60:00", false, 0},
+        {"2026-12-05T00:00:00", false, 0},
+        {"2026-12-05 00:00:00 ", false, 0},
+        {"", false, 0},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int64_t seconds = -1;
+        bool valid;
+
+        CHECK_CASE(cases[i].text);
+        valid = outbox_time_parse(&seconds, cases[i].text);
+        CHECK_INT(valid, cases[i].valid);
+        if (cases[i].valid)
+            CHECK_INT(seconds, cases[i].seconds);
+    }
+}
+
 static void dispatch_is_synced(void)
 {
     outbox_store *store = open_store("a");
@@ -533,6 +566,7 @@ int main(void)
     retry_schedules_next_attempt();
     expired_leases();
     time_text();
+    time_parse();
     dispatch_is_synced();
     dispatch_synced_by_caller();
     CHECK_DONE();
