@@ -178,11 +178,14 @@ void daemon_finished(daemon_state *d, const outbox_message *message,
     snprintf(outcome.provider, sizeof(outcome.provider), "%s",
              outbox_provider_name(slot->provider));
     outcome.result = *result;
-    if (outbox_outcome_copy_message(&outcome, &err, message) != OUTBOX_EOK)
+    if (outbox_outcome_copy_message(&outcome, &err, message) != OUTBOX_EOK) {
+        char quoted[OUTBOX_LOG_QUOTED_SIZE];
+
         outbox_log(&d->logger, OUTBOX_LOG_ERROR,
-                   "id=%lld error=\"%s; delivery_recipient misses this "
-                   "attempt's recipients\"", (long long)message->id,
-                   err.text);
+                   "id=%lld error=%s; delivery_recipient misses this "
+                   "attempt's recipients", (long long)message->id,
+                   outbox_log_quote(quoted, sizeof(quoted), err.text));
+    }
 
     /* Without memory the row keeps its lease and dispatched_at; when the
      * lease expires, upkeep holds it, so the result is not silently
@@ -314,12 +317,14 @@ static void pending_done(daemon_state *d, worker_job *job)
     if (job->filter.paused_count > 0) {
         for (size_t i = 0; i < job->filter.paused_count; i++) {
             provider_slot *slot = providers_find(d, job->filter.paused[i]);
+            char quoted[OUTBOX_LOG_QUOTED_SIZE];
 
             outbox_log(&d->logger, OUTBOX_LOG_ERROR,
                        "drain incomplete: provider=%s is paused and its "
-                       "messages wait; error=\"%s\"",
+                       "messages wait; error=%s",
                        job->filter.paused[i],
-                       slot ? slot->pause_reason : "");
+                       outbox_log_quote(quoted, sizeof(quoted),
+                                        slot ? slot->pause_reason : NULL));
         }
         d->exit_code = 3;
     }

@@ -183,9 +183,12 @@ static void respond(connection *c, int status, const char *text)
 /* Logs a rejected request with its reason, then responds to it. */
 static void reject(connection *c, int status, const char *reason)
 {
+    char quoted[OUTBOX_LOG_QUOTED_SIZE];
+
     outbox_log(&c->listener->daemon->logger, OUTBOX_LOG_WARN,
-               "webhook rejected: path=%s status=%d error=\"%s\"",
-               c->path_length > 0 ? c->path : "-", status, reason);
+               "webhook rejected: path=%s status=%d error=%s",
+               c->path_length > 0 ? c->path : "-", status,
+               outbox_log_quote(quoted, sizeof(quoted), reason));
     respond(c, status, reason);
 }
 
@@ -338,10 +341,12 @@ static void read_request(const connection *c, webhook_request *request)
 static void refuse(connection *c, const webhook_endpoint *endpoint,
                    int status, const outbox_error *err)
 {
+    char quoted[OUTBOX_LOG_QUOTED_SIZE];
+
     outbox_log(&c->listener->daemon->logger, OUTBOX_LOG_WARN,
-               "webhook rejected: provider=%s status=%d kind=%s "
-               "error=\"%s\"", endpoint->provider, status, err->kind,
-               err->text);
+               "webhook rejected: provider=%s status=%d kind=%s error=%s",
+               endpoint->provider, status, err->kind,
+               outbox_log_quote(quoted, sizeof(quoted), err->text));
     respond(c, status, err->text);
 }
 
@@ -550,13 +555,15 @@ static void handle_request(connection *c)
 void listener_events_done(daemon_state *d, worker_job *job)
 {
     connection *c = job->webhook;
+    char quoted[OUTBOX_LOG_QUOTED_SIZE];
 
     c->in_worker = false;
     if (job->rc != OUTBOX_EOK)
         outbox_log(&d->logger, OUTBOX_LOG_ERROR,
-                   "webhook not stored: provider=%s events=%zu error=\"%s\"; "
+                   "webhook not stored: provider=%s events=%zu error=%s; "
                    "answered 503 so the provider sends them again",
-                   job->provider, job->events.count, job->err.text);
+                   job->provider, job->events.count,
+                   outbox_log_quote(quoted, sizeof(quoted), job->err.text));
     else
         outbox_log(&d->logger, OUTBOX_LOG_INFO,
                    "webhook stored: provider=%s events=%zu new=%zu",

@@ -53,6 +53,7 @@ void providers_pause(daemon_state *d, provider_slot *slot,
     int64_t now = (int64_t)time(NULL);
     int64_t delay;
     bool misconfigured = result->kind == OUTBOX_RESULT_MISCONFIGURED;
+    char quoted[OUTBOX_LOG_QUOTED_SIZE];
 
     if (misconfigured) {
         delay = policy->misconfigured_pause;
@@ -76,9 +77,10 @@ void providers_pause(daemon_state *d, provider_slot *slot,
     snprintf(slot->pause_reason, sizeof(slot->pause_reason), "%s",
              result->error.text);
     outbox_log(&d->logger, misconfigured ? OUTBOX_LOG_ERROR : OUTBOX_LOG_WARN,
-               "provider=%s paused_for=%llds kind=%s error=\"%s\"",
+               "provider=%s paused_for=%llds kind=%s error=%s",
                outbox_provider_name(slot->provider), (long long)delay,
-               result->error.kind, result->error.text);
+               result->error.kind,
+               outbox_log_quote(quoted, sizeof(quoted), result->error.text));
 }
 
 /* Checks the providers' webhook keys, which the listener reads again when

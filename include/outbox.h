@@ -99,6 +99,20 @@ typedef struct outbox_logger {
 void outbox_log(const outbox_logger *logger, outbox_log_level level,
                 const char *format, ...) __attribute__((format(printf, 3, 4)));
 
+/* Buffer size for outbox_log_quote that fits most error texts whole. */
+#define OUTBOX_LOG_QUOTED_SIZE 1024
+
+/*
+ * Writes text (NULL counts as empty) into out as one quoted log field
+ * value, so that a line stays one line and key=value parsers can split
+ * it. The value is in double quotes, with '"' and '\\' escaped by a
+ * backslash, CR, LF and tab written as \r, \n and \t, and other control
+ * bytes as \xHH. Text that does not fit in size bytes is cut at a UTF-8
+ * character boundary and ends in "...". Returns out, which is empty when
+ * size is below 8.
+ */
+const char *outbox_log_quote(char *out, size_t size, const char *text);
+
 /* ------------------------------------------------------------------ */
 /* Time                                                                */
 /* ------------------------------------------------------------------ */

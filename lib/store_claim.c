@@ -195,6 +195,9 @@ static outbox_err fail_row(outbox_store *store, outbox_error *err,
                            const claimed_row *row, const outbox_error *why,
                            int64_t now)
 {
+    const char *key = row->text[COL_MESSAGE_KEY];
+    char quoted_key[OUTBOX_LOG_QUOTED_SIZE];
+    char quoted_error[OUTBOX_LOG_QUOTED_SIZE];
     sqlite3_stmt *stmt = NULL;
     outbox_err rc = outbox__store_prepare(
         store, &stmt, err,
@@ -235,10 +238,13 @@ static outbox_err fail_row(outbox_store *store, outbox_error *err,
                                 "recording a failed row");
     outbox__store_finish(stmt);
     outbox_log(&store->options.logger, OUTBOX_LOG_WARN,
-               "id=%lld key=%s status=failed kind=%s error=\"%s\"",
+               "id=%lld key=%s status=failed kind=%s error=%s",
                (long long)row->id,
-               row->text[COL_MESSAGE_KEY] ? row->text[COL_MESSAGE_KEY] : "-",
-               why->kind, why->text);
+               key ? outbox_log_quote(quoted_key, sizeof(quoted_key), key)
+                   : "-",
+               why->kind,
+               outbox_log_quote(quoted_error, sizeof(quoted_error),
+                                why->text));
     return rc;
 }
 

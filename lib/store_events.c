@@ -400,9 +400,12 @@ static outbox_err drop_from_list(outbox_store *store, outbox_error *err,
         if (rc == OUTBOX_EOK)
             rc = find_suppression(store, err, address->email, &reason);
         if (rc == OUTBOX_EOK && reason != NULL) {
+            char quoted[OUTBOX_LOG_QUOTED_SIZE];
+
             outbox_log(&store->options.logger, OUTBOX_LOG_INFO,
-                       "id=%lld event=recipient_suppressed kind=%s "
-                       "reason=\"%s\"", (long long)message->id, kind, reason);
+                       "id=%lld event=recipient_suppressed kind=%s reason=%s",
+                       (long long)message->id, kind,
+                       outbox_log_quote(quoted, sizeof(quoted), reason));
             rc = outbox__store_set_recipient(store, err, message->id,
                                              address->email, "suppressed",
                                              reason, now);

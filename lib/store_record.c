@@ -176,6 +176,7 @@ static void log_move(outbox_store *store, const outbox_outcome *outcome,
 {
     const outbox_result *result = &outcome->result;
     char next[OUTBOX_TIME_TEXT_SIZE] = "-";
+    char quoted[OUTBOX_LOG_QUOTED_SIZE];
 
     if (to->next_attempt_at > 0)
         outbox_time_format(next, to->next_attempt_at);
@@ -193,13 +194,13 @@ static void log_move(outbox_store *store, const outbox_outcome *outcome,
                result->kind == OUTBOX_RESULT_SENT ? OUTBOX_LOG_INFO
                                                   : OUTBOX_LOG_WARN,
                "id=%lld attempt=%d provider=%s status=%s status_code=%ld "
-               "provider_id=%s next_attempt_at=\"%s\" kind=%s error=\"%s\"",
+               "provider_id=%s next_attempt_at=\"%s\" kind=%s error=%s",
                (long long)outcome->id, outcome->attempt, outcome->provider,
                to->status, result->status,
                result->provider_message_id[0] ? result->provider_message_id
                                               : "-",
                next, to->error_kind ? to->error_kind : "-",
-               to->error ? to->error : "");
+               outbox_log_quote(quoted, sizeof(quoted), to->error));
 }
 
 static outbox_err record_one(outbox_store *store, outbox_error *err,

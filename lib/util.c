@@ -57,6 +57,85 @@ void outbox_log(const outbox_logger *logger, outbox_log_level level,
     logger->fn(logger->context, level, line);
 }
 
+/* Writes the escaped form of byte c into piece; returns its length. */
+static size_t escape_log_byte(char piece[5], unsigned char c)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    switch (c) {
+    case '"':
+    case '\\':
+        piece[0] = '\\';
+        piece[1] = (char)c;
+        return 2;
+    case '\r':
+        memcpy(piece, "\\r", 2);
+        return 2;
+    case '\n':
+        memcpy(piece, "\\n", 2);
+        return 2;
+    case '\t':
+        memcpy(piece, "\\t", 2);
+        return 2;
+    default:
+        break;
+    }
+    if (c < 0x20 || c == 0x7F) {
+        piece[0] = '\\';
+        piece[1] = 'x';
+        piece[2] = hex[c >> 4];
+        piece[3] = hex[c & 0xF];
+        return 4;
+    }
+    piece[0] = (char)c;
+    return 1;
+}
+
+const char *outbox_log_quote(char *out, size_t size, const char *text)
+{
+    static const char cut[] = "...\"";
+    const unsigned char *p = (const unsigned char *)(text ? text : "");
+    size_t needed = 3;  /* the two quotes and the NUL */
+    size_t room;
+    size_t used = 0;
+    char piece[5];
+
+    if (size < 8) {
+        if (size > 0)
+            out[0] = '\0';
+        return out;
+    }
+    for (const unsigned char *q = p; *q != '\0'; q++)
+        needed += escape_log_byte(piece, *q);
+
+    /* When the whole text does not fit, keep room for the cut mark. */
+    room = needed <= size ? size - 2 : size - sizeof(cut);
+    out[used++] = '"';
+    for (; *p != '\0'; p++) {
+        size_t length = escape_log_byte(piece, *p);
+
+        if (used + length > room)
+            break;
+        memcpy(out + used, piece, length);
+        used += length;
+    }
+    if (*p == '\0') {
+        out[used++] = '"';
+        out[used] = '\0';
+        return out;
+    }
+
+    /* If p is inside a multibyte character, cut before its first byte. */
+    if ((*p & 0xC0) == 0x80) {
+        while (used > 1 && ((unsigned char)out[used - 1] & 0xC0) == 0x80)
+            used--;
+        if (used > 1 && (unsigned char)out[used - 1] >= 0xC0)
+            used--;
+    }
+    memcpy(out + used, cut, sizeof(cut));
+    return out;
+}
+
 void outbox_time_format(char out[OUTBOX_TIME_TEXT_SIZE], int64_t t)
 {
     /* The store writes the same second into several columns of every

@@ -2,6 +2,7 @@
 scheduled, cancelled and prioritised."""
 
 import json
+import re
 import sqlite3
 
 from harness import (Mock, Outbox, check, check_equal, finish, sendgrid,
@@ -71,6 +72,8 @@ BAD_ROWS = [
      "invalid_headers", "X-Count"),
     ("reserved header", row_with(headers='{"Bcc": "x@example.net"}'),
      "invalid_headers", "Bcc"),
+    ("LF in header name", row_with(headers=json.dumps({"X-A\nB": "1"})),
+     "invalid_headers", '"X-A?B" is not a valid header name'),
 ]
 
 
@@ -142,6 +145,16 @@ def test_bad_rows_fail_alone():
           "the literal subject goes out as text")
     stuck = outbox.query("SELECT id FROM outbox_stuck")
     check_equal(stuck, [], "failed rows are not stuck")
+
+    # Error texts quote the bad value, and the log escapes those quotes,
+    # so each event stays one line that key=value parsers can split.
+    log_lines = outbox.log_text().splitlines()
+    for line in log_lines:
+        check(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ", line),
+              f"log line starts with a timestamp: {line!r}")
+    check(any('error="recipients: address 1 \\"kunde@@example.org\\"'
+              in line for line in log_lines),
+          "invalid recipient: quotes escaped in the log line")
     mock.stop()
 
 
