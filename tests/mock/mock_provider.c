@@ -39,12 +39,13 @@ static const char usage_text[] =
     "  --default STEP    step for every request after the script "
     "(default 202)\n"
     "  --port-file FILE  file that receives the port number and a newline\n"
-    "  --responses DIR     folder of canned responses for the steps @NAME\n"
+    "  --responses DIR   folder of canned responses for the steps @NAME\n"
     "\n"
     "Steps: 200 202 400 401 403 413 429 500 503 503:html close half hang,\n"
     "429:retry-after=S, 429:reset=S (both may be combined), @NAME (the\n"
     "answer in DIR/NAME), STATUS:close and @NAME:close (answer, then\n"
-    "close), and slow=MS:STEP, which responds as STEP after MS ms.\n";
+    "close), STATUS:big (a 1 MiB body), STATUS:headers=N (N more\n"
+    "headers), and slow=MS:STEP, which responds as STEP after MS ms.\n";
 
 struct options {
     int port;
