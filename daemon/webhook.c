@@ -502,23 +502,6 @@ void webhook_sns_remember(webhook_endpoint *endpoint, const char *url,
     fclose(file);
 }
 
-/* True if url is https on an SNS host, which a confirmation must be. */
-static bool is_sns_url(const char *url)
-{
-    static const char prefix[] = "https://sns.";
-    const char *host = url + sizeof(prefix) - 1;
-    size_t host_length;
-
-    if (strncmp(url, prefix, sizeof(prefix) - 1) != 0)
-        return false;
-    host_length = strcspn(host, "/?#");
-    return (host_length > 14
-            && strncmp(host + host_length - 14, ".amazonaws.com", 14) == 0)
-           || (host_length > 17
-               && strncmp(host + host_length - 17, ".amazonaws.com.cn", 17)
-                      == 0);
-}
-
 int webhook_sns_check(webhook_endpoint *endpoint,
                       const webhook_request *request, int max_age,
                       outbox_sns_message *message, const char **fetch_url,
@@ -574,12 +557,9 @@ int webhook_sns_finish(webhook_endpoint *endpoint,
                                  certificate->size) != OUTBOX_EOK))
         return certificate == NULL ? 503 : 403;
     if (message->type == OUTBOX_SNS_SUBSCRIPTION_CONFIRMATION) {
-        if (message->subscribe_url == NULL
-            || !is_sns_url(message->subscribe_url)) {
-            outbox_error_set(err, OUTBOX_EINVAL, "unauthenticated",
-                             "SubscribeURL is not https on an SNS host");
+        if (outbox_sns_check_subscribe_url(err, message->subscribe_url)
+            != OUTBOX_EOK)
             return 403;
-        }
         *confirm_url = message->subscribe_url;
         return 0;
     }

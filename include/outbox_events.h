@@ -198,6 +198,15 @@ void outbox_sns_message_free(outbox_sns_message *message);
 outbox_err outbox_sns_check_cert_url(outbox_error *err, const char *url);
 
 /*
+ * Checks that url may be fetched to confirm a subscription: https, a host
+ * of the form sns.<region>.amazonaws.com (or .com.cn), then a path and
+ * query of printable ASCII. Anything else, NULL included, fails with
+ * err->kind "unauthenticated".
+ */
+outbox_err outbox_sns_check_subscribe_url(outbox_error *err,
+                                          const char *url);
+
+/*
  * Checks message's signature with the PEM certificate cert_pem: the string
  * to sign is built from the fields SNS signs for its type, and the RSA
  * PKCS#1 v1.5 signature is checked with SHA1 (version 1) or SHA256

@@ -27,8 +27,9 @@
 
 #include "events_internal.h"
 
-/* A signing certificate URL longer than this is rejected unread. */
-#define SNS_CERT_URL_MAX 2048
+/* A signing certificate or subscription URL longer than this is rejected
+ * unread. */
+#define SNS_URL_MAX 2048
 
 /* The string to sign is at most the body, which the listener caps; this
  * cap only stops a runaway. */
@@ -260,7 +261,7 @@ outbox_err outbox_sns_check_cert_url(outbox_error *err, const char *url)
                                 OUTBOX_EVENTS_KIND_UNAUTHENTICATED,
                                 "the SNS message has no SigningCertURL");
     length = strlen(url);
-    if (length > SNS_CERT_URL_MAX
+    if (length > SNS_URL_MAX
         || strncmp(url, scheme, sizeof(scheme) - 1) != 0)
         return outbox_error_set(err, OUTBOX_EINVAL,
                                 OUTBOX_EVENTS_KIND_UNAUTHENTICATED,
@@ -289,6 +290,35 @@ outbox_err outbox_sns_check_cert_url(outbox_error *err, const char *url)
                                 OUTBOX_EVENTS_KIND_UNAUTHENTICATED,
                                 "the SigningCertURL path does not end in "
                                 ".pem");
+    return OUTBOX_EOK;
+}
+
+outbox_err outbox_sns_check_subscribe_url(outbox_error *err, const char *url)
+{
+    static const char scheme[] = "https://";
+    const char *host;
+    const char *path;
+
+    if (url == NULL || strlen(url) > SNS_URL_MAX
+        || strncmp(url, scheme, sizeof(scheme) - 1) != 0)
+        return outbox_error_set(err, OUTBOX_EINVAL,
+                                OUTBOX_EVENTS_KIND_UNAUTHENTICATED,
+                                "the SubscribeURL is missing or not an "
+                                "https URL");
+    host = url + sizeof(scheme) - 1;
+    path = strchr(host, '/');
+    if (path == NULL || !is_sns_host(host, (size_t)(path - host)))
+        return outbox_error_set(err, OUTBOX_EINVAL,
+                                OUTBOX_EVENTS_KIND_UNAUTHENTICATED,
+                                "the SubscribeURL host is not "
+                                "sns.<region>.amazonaws.com");
+    for (const char *p = path; *p != '\0'; p++) {
+        if (*p <= ' ' || *p > '~')
+            return outbox_error_set(err, OUTBOX_EINVAL,
+                                    OUTBOX_EVENTS_KIND_UNAUTHENTICATED,
+                                    "the SubscribeURL has a space, a "
+                                    "control or a non-ASCII character");
+    }
     return OUTBOX_EOK;
 }
 

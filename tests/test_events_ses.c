@@ -292,6 +292,42 @@ static void test_sns_cert_url(void)
     CHECK_INT(outbox_sns_check_cert_url(&err, NULL), OUTBOX_EINVAL);
 }
 
+static void test_sns_subscribe_url(void)
+{
+    static const struct {
+        const char *url;
+        bool valid;
+    } cases[] = {
+        {"https://sns.eu-central-1.amazonaws.com/?Action=ConfirmSubscription"
+         "&TopicArn=arn:aws:sns:eu-central-1:123456789012:outbox-events"
+         "&Token=2336412f37fb687f5d51e6e2425c464de",
+         true},
+        {"https://sns.cn-north-1.amazonaws.com.cn/?Action=Confirm", true},
+        {"http://sns.eu-central-1.amazonaws.com/?Action=Confirm", false},
+        {"https://sns.evil.s3.amazonaws.com/?Action=Confirm", false},
+        {"https://sns.eu-central-1.amazonaws.com.evil.example/?A=1", false},
+        {"https://sns.eu-central-1.amazonaws.com:8443/?A=1", false},
+        {"https://evil.example@sns.eu-central-1.amazonaws.com/?A=1", false},
+        {"https://sns.eu-central-1.amazonaws.com?A=1", false},
+        {"https://sns.eu-central-1.amazonaws.com/?A=1 2", false},
+        {"https://sns.eu-central-1.amazonaws.com/?A=\r\nX: 1", false},
+        {"https://127.0.0.1/?Action=ConfirmSubscription", false},
+        {"", false},
+    };
+    outbox_error err = {{0}, {0}};
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        CHECK_CASE(cases[i].url);
+        memset(&err, 0, sizeof(err));
+        CHECK_INT(outbox_sns_check_subscribe_url(&err, cases[i].url),
+                  cases[i].valid ? OUTBOX_EOK : OUTBOX_EINVAL);
+        if (!cases[i].valid)
+            CHECK_STR(err.kind, "unauthenticated");
+    }
+    CHECK_CASE("subscribe url null");
+    CHECK_INT(outbox_sns_check_subscribe_url(&err, NULL), OUTBOX_EINVAL);
+}
+
 /* ------------------------------------------------------------------ */
 /* SNS signatures                                                      */
 /* ------------------------------------------------------------------ */
@@ -1006,6 +1042,7 @@ int main(void)
     test_sns_parse_confirmation();
     test_sns_parse_rejects();
     test_sns_cert_url();
+    test_sns_subscribe_url();
     test_sns_timestamp();
     CHECK_CASE("make test certificates");
     CHECK(signer_create(&signer));
