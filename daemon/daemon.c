@@ -361,6 +361,9 @@ static void on_worker_done(void *context, worker_job *job)
     case JOB_EVENTS:
         listener_events_done(d, job);
         return;
+    case JOB_SNS_SUBSCRIPTION:
+        listener_subscription_done(d, job);
+        return;
     }
     worker_job_free(job);
     maybe_finish(d);

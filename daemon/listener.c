@@ -380,6 +380,8 @@ typedef struct sns_request {
     size_t size;
     outbox_err rc;
     outbox_error err;
+    int response_status;        /* sent once the subscription is recorded */
+    const char *response_text;
 } sns_request;
 
 static void sns_request_free(sns_request *r)
@@ -398,11 +400,65 @@ static void sns_fetch(uv_work_t *work)
 
 static void sns_continue(sns_request *r);
 
+/*
+ * Hands the subscription's new status to the store thread; the request
+ * gets response_status when the job comes back. error, if not NULL, is
+ * r->err.text.
+ */
+static void record_subscription(sns_request *r, const char *status,
+                                const char *error, int response_status,
+                                const char *response_text)
+{
+    worker_job *job = worker_job_new(JOB_SNS_SUBSCRIPTION);
+
+    if (job == NULL) {
+        respond(r->c, 503, "out of memory");
+        sns_request_free(r);
+        return;
+    }
+    r->response_status = response_status;
+    r->response_text = response_text;
+    job->webhook = r;
+    job->now = r->request.now;
+    job->subscription.provider = r->endpoint->provider;
+    job->subscription.topic_arn = r->message.topic_arn;
+    job->subscription.status = status;
+    job->subscription.message_id = r->message.message_id;
+    job->subscription.error = error;
+    r->c->in_worker = true;
+    worker_post(&r->c->listener->daemon->worker, job);
+}
+
+void listener_subscription_done(daemon_state *d, worker_job *job)
+{
+    sns_request *r = job->webhook;
+    connection *c = r->c;
+    char quoted[OUTBOX_LOG_QUOTED_SIZE];
+
+    c->in_worker = false;
+    if (job->rc != OUTBOX_EOK)
+        outbox_log(&d->logger, OUTBOX_LOG_ERROR,
+                   "webhook: provider=%s topic=%s status=%s: the SNS "
+                   "subscription is not recorded in sns_subscription: %s",
+                   r->endpoint->provider, r->message.topic_arn,
+                   job->subscription.status,
+                   outbox_log_quote(quoted, sizeof(quoted), job->err.text));
+    if (c->closing) {
+        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    } else {
+        respond(c, r->response_status, r->response_text);
+    }
+    sns_request_free(r);
+    worker_job_free(job);
+}
+
 static void sns_fetched(uv_work_t *work, int status)
 {
     sns_request *r = work->data;
     connection *c = r->c;
     daemon_state *d = c->listener->daemon;
+    char quoted[OUTBOX_LOG_QUOTED_SIZE];
 
     c->in_worker = false;
     if (c->closing) {
@@ -413,20 +469,26 @@ static void sns_fetched(uv_work_t *work, int status)
     }
     if (status != 0 || r->rc != OUTBOX_EOK) {
         outbox_log(&d->logger, OUTBOX_LOG_ERROR,
-                   "webhook: provider=%s %s: %s", r->endpoint->provider,
+                   "webhook: provider=%s %s: error=%s", r->endpoint->provider,
                    r->confirming ? "confirming the SNS subscription failed"
                                  : "fetching the SNS certificate failed",
-                   r->err.text);
-        respond(c, 503, "a fetch from SNS failed; send again");
-        sns_request_free(r);
+                   outbox_log_quote(quoted, sizeof(quoted), r->err.text));
+        if (r->confirming) {
+            record_subscription(r, "pending", r->err.text, 503,
+                                "confirming the subscription failed; send "
+                                "again");
+        } else {
+            respond(c, 503, "a fetch from SNS failed; send again");
+            sns_request_free(r);
+        }
         return;
     }
     if (r->confirming) {
         outbox_log(&d->logger, OUTBOX_LOG_INFO,
                    "webhook: provider=%s SNS subscription confirmed: "
                    "topic=%s", r->endpoint->provider, r->message.topic_arn);
-        respond(c, 200, "subscription confirmed");
-        sns_request_free(r);
+        record_subscription(r, "confirmed", NULL, 200,
+                            "subscription confirmed");
         return;
     }
     webhook_sns_remember(r->endpoint, r->url, r->body, r->size);
@@ -474,6 +536,19 @@ static void sns_continue(sns_request *r)
     if (confirm_url != NULL) {
         worker_job_free(job);
         sns_start_fetch(r, confirm_url, true);
+        return;
+    }
+
+    /* Confirming this one would subscribe again the endpoint that the
+     * operator has just removed. */
+    if (r->message.type == OUTBOX_SNS_UNSUBSCRIBE_CONFIRMATION) {
+        worker_job_free(job);
+        outbox_log(&r->c->listener->daemon->logger, OUTBOX_LOG_WARN,
+                   "webhook: provider=%s SNS unsubscribed topic=%s; "
+                   "outboxd does not subscribe again",
+                   r->endpoint->provider, r->message.topic_arn);
+        record_subscription(r, "unsubscribed", NULL, 200,
+                            "unsubscribe recorded");
         return;
     }
     store_events(r->c, r->endpoint, job, r->request.now);

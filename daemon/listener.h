@@ -16,6 +16,10 @@ int listener_start(daemon_state *d);
  * job. */
 void listener_events_done(daemon_state *d, worker_job *job);
 
+/* Responds to the SNS request of a JOB_SNS_SUBSCRIPTION job that has come
+ * back from the store thread, and frees both. */
+void listener_subscription_done(daemon_state *d, worker_job *job);
+
 /* Closes the listening socket and every connection whose request is not
  * in the store thread; those get their response when their jobs return. */
 void listener_stop(daemon_state *d);

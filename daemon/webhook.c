@@ -591,11 +591,44 @@ static size_t on_fetch_data(char *data, size_t size, size_t count,
     return length;
 }
 
+#ifdef OUTBOX_FAULT_HOOKS
+/*
+ * Test builds reach a fake SNS on 127.0.0.1. OUTBOXD_TEST_SNS_CONNECT_TO
+ * is one CURLOPT_CONNECT_TO entry ("HOST:443:127.0.0.1:PORT"), and
+ * OUTBOXD_TEST_SNS_CA a CA file for the fake's certificate. The URL stays
+ * as it is, so the SNS host check and TLS's name check still apply. An
+ * entry that does not lead to 127.0.0.1 is ignored.
+ */
+static struct curl_slist *redirect_for_tests(CURL *easy)
+{
+    const char *connect_to = getenv("OUTBOXD_TEST_SNS_CONNECT_TO");
+    const char *ca = getenv("OUTBOXD_TEST_SNS_CA");
+    struct curl_slist *list;
+
+    if (connect_to == NULL || ca == NULL
+        || strstr(connect_to, ":127.0.0.1:") == NULL)
+        return NULL;
+    list = curl_slist_append(NULL, connect_to);
+    if (list != NULL) {
+        curl_easy_setopt(easy, CURLOPT_CONNECT_TO, list);
+        curl_easy_setopt(easy, CURLOPT_CAINFO, ca);
+    }
+    return list;
+}
+#else
+static struct curl_slist *redirect_for_tests(CURL *easy)
+{
+    (void)easy;
+    return NULL;
+}
+#endif
+
 outbox_err webhook_fetch(char **body, size_t *size, outbox_error *err,
                          const char *url)
 {
     fetch_buffer buffer = {malloc(FETCH_MAX_BYTES + 1), 0};
     CURL *easy = curl_easy_init();
+    struct curl_slist *connect_to;
     long status = 0;
     CURLcode code;
 
@@ -615,13 +648,19 @@ outbox_err webhook_fetch(char **body, size_t *size, outbox_error *err,
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_fetch_data);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, &buffer);
+    connect_to = redirect_for_tests(easy);
     code = curl_easy_perform(easy);
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(easy);
+    curl_slist_free_all(connect_to);
     if (code != CURLE_OK || status != 200) {
+        /* The query of a SubscribeURL carries the confirmation token. */
+        int url_length = (int)strcspn(url, "?");
+
         free(buffer.data);
         return outbox_error_set(err, OUTBOX_EIO, "fetch_failed",
-                                "fetching %.300s failed: %s (HTTP %ld)", url,
+                                "fetching %.*s failed: %s (HTTP %ld)",
+                                url_length < 300 ? url_length : 300, url,
                                 curl_easy_strerror(code), status);
     }
     *body = buffer.data;

@@ -208,6 +208,10 @@ static void run_job(worker *w, worker_job *job)
                                              &job->stored);
         w->quiet = false;
         break;
+    case JOB_SNS_SUBSCRIPTION:
+        job->rc = outbox_store_record_sns_subscription(
+            w->store, &job->err, &job->subscription, job->now);
+        break;
     }
 }
 

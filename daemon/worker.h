@@ -24,6 +24,7 @@ typedef enum worker_job_kind {
     JOB_PENDING,    /* count what keeps a drain running */
     JOB_SIGN_OFF,   /* remove the heartbeat on a clean stop */
     JOB_EVENTS,     /* store the events of one webhook request */
+    JOB_SNS_SUBSCRIPTION, /* record what became of an SNS subscription */
 } worker_job_kind;
 
 typedef struct worker_job {
@@ -50,6 +51,10 @@ typedef struct worker_job {
     const char *provider;
     void *webhook;
     size_t stored;
+
+    /* An SNS subscription change; its strings belong to the request that
+     * webhook points to. */
+    outbox_sns_subscription subscription;
 
     /* Results. */
     outbox_err rc;

@@ -305,6 +305,25 @@ outbox_err outbox_store_record_events(outbox_store *store, outbox_error *err,
                                       size_t count, int64_t now,
                                       size_t *stored);
 
+/* One change to an SNS subscription; every string is borrowed. */
+typedef struct outbox_sns_subscription {
+    const char *provider;       /* the configured provider's name */
+    const char *topic_arn;
+    const char *status;         /* "pending", "confirmed", "unsubscribed" */
+    const char *message_id;     /* SNS MessageId of the request, or NULL */
+    const char *error;          /* why a confirmation failed, or NULL */
+} outbox_sns_subscription;
+
+/*
+ * Writes the subscription's state into sns_subscription, replacing the
+ * row of the same provider and topic. confirmed_at keeps the time of the
+ * last confirmation. Fails with OUTBOX_EBUSY when another writer holds the
+ * database longer than the busy timeout.
+ */
+outbox_err outbox_store_record_sns_subscription(
+    outbox_store *store, outbox_error *err,
+    const outbox_sns_subscription *subscription, int64_t now);
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,11 +7,14 @@ import base64
 import hashlib
 import hmac
 import http.client
+import http.server
 import json
 import os
 import re
 import socket
+import ssl
 import subprocess
+import threading
 import time
 
 from harness import Mock, Outbox, check, check_equal, finish, sendgrid, \
@@ -382,6 +385,59 @@ def post_sns(port, message):
                 {"Content-Type": "text/plain; charset=UTF-8"})
 
 
+SNS_HOST = "sns.eu-central-1.amazonaws.com"
+
+
+class FakeSns:
+    """An HTTPS server on 127.0.0.1 with a certificate for SNS_HOST, which
+    outboxd reaches through its test hooks. It responds to the first GET
+    with 500 and to every later one with 200, and records each path."""
+
+    def __init__(self, directory):
+        self.ca = os.path.join(directory, "fake-sns.pem")
+        key = os.path.join(directory, "fake-sns-key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                        "-nodes", "-keyout", key, "-out", self.ca,
+                        "-days", "2", "-subj", f"/CN={SNS_HOST}",
+                        "-addext", f"subjectAltName=DNS:{SNS_HOST}"],
+                       check=True, capture_output=True)
+        self.paths = []
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                fake.paths.append(self.path)
+                status = 500 if len(fake.paths) == 1 else 200
+                body = b"<ConfirmSubscriptionResponse/>"
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.ca, key)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                      Handler)
+        self.server.socket = context.wrap_socket(self.server.socket,
+                                                 server_side=True)
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def env(self):
+        port = self.server.server_address[1]
+        return {"OUTBOXD_TEST_SNS_CONNECT_TO": f"{SNS_HOST}:443:127.0.0.1:"
+                                               f"{port}",
+                "OUTBOXD_TEST_SNS_CA": self.ca}
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def test_ses_events_through_sns():
     """An SES delivery event in a signed SNS notification, with the signing
     certificate already cached; forged or foreign messages get 403."""
@@ -497,9 +553,110 @@ def test_held_row_settled_by_webhook():
     mock.stop()
 
 
+def test_sns_subscription_lifecycle():
+    """A SubscriptionConfirmation whose confirming GET fails gets 503 and
+    is recorded pending; SNS's resend confirms it. Confirmations from
+    another topic or with a SubscribeURL off SNS are rejected unfetched,
+    an UnsubscribeConfirmation is recorded and never confirmed, and a body
+    without the SNS envelope is rejected."""
+    # Without the test hooks, outboxd would send the GET to the real SNS.
+    if os.environ.get("OUTBOX_FAULT_HOOKS") != "1":
+        print("skipped test_sns_subscription_lifecycle: outboxd is built "
+              "without OUTBOX_FAULT_HOOKS")
+        return
+    directory = workdir()
+    signer = SnsSigner(directory)
+    fake = FakeSns(directory)
+    mock = Mock(directory)
+    outbox = Outbox(directory, [{
+        "name": "ses", "type": "ses", "region": "eu-central-1",
+        "base_url": mock.url, "access_key_id": "AKIDTEST",
+        "secret_access_key": "secret-test", "webhook_topic_arn": TOPIC,
+        "webhook_certificate_folder": signer.folder}],
+        webhooks={"port": 0})
+    daemon = outbox.start(env=fake.env())
+    port = listener_port(outbox)
+    token = "2336412f37fb687f5d51e6e2425aexample"
+    subscribe_url = (f"https://{SNS_HOST}/?Action=ConfirmSubscription"
+                     f"&TopicArn={TOPIC}&Token={token}")
+
+    def confirmation(message_id, **changes):
+        fields = {"MessageId": message_id, "Token": token,
+                  "Message": "You have chosen to subscribe.",
+                  "SubscribeURL": subscribe_url}
+        fields.update(changes.pop("fields", {}))
+        return signer.message("SubscriptionConfirmation", fields, **changes)
+
+    def subscription():
+        return outbox.query("SELECT provider, topic_arn, status, message_id,"
+                            " last_error, confirmed_at IS NOT NULL AS "
+                            "confirmed FROM sns_subscription")
+
+    first = confirmation("sns-10")
+    check_equal(post_sns(port, first)[0], 503,
+                "the confirming GET failed: SNS is asked to resend")
+    rows = subscription()
+    check_equal([(r["provider"], r["topic_arn"], r["status"], r["confirmed"])
+                 for r in rows], [("ses", TOPIC, "pending", 0)],
+                "subscription after the failed GET")
+    check(rows and "HTTP 500" in (rows[0]["last_error"] or ""),
+          f"last_error names the failure: {rows}")
+    check(rows and token not in (rows[0]["last_error"] or ""),
+          "last_error leaves out the confirmation token")
+
+    check_equal(post_sns(port, first)[0], 200, "SNS's resend is confirmed")
+    check_equal([(r["status"], r["message_id"], r["last_error"],
+                  r["confirmed"]) for r in subscription()],
+                [("confirmed", "sns-10", None, 1)],
+                "subscription after the second GET")
+    check_equal(len(fake.paths), 2, "GETs to SNS")
+    check(all(p.startswith("/?Action=ConfirmSubscription")
+              for p in fake.paths), f"GET paths: {fake.paths}")
+
+    foreign = confirmation(
+        "sns-11", topic="arn:aws:sns:us-east-1:999999999999:other",
+        fields={"SubscribeURL": subscribe_url.replace(TOPIC, "other")})
+    check_equal(post_sns(port, foreign)[0], 403, "another topic")
+    evil = confirmation("sns-12", fields={
+        "SubscribeURL": subscribe_url.replace(SNS_HOST,
+                                              SNS_HOST + ".evil.example")})
+    check_equal(post_sns(port, evil)[0], 403, "a SubscribeURL off SNS")
+    check_equal(len(fake.paths), 2, "no GET for rejected confirmations")
+
+    unsubscribe = signer.message("UnsubscribeConfirmation", {
+        "MessageId": "sns-13", "Token": token,
+        "Message": "You have chosen to deactivate subscription.",
+        "SubscribeURL": subscribe_url})
+    check_equal(post_sns(port, unsubscribe)[0], 200,
+                "an UnsubscribeConfirmation")
+    check_equal([(r["status"], r["message_id"]) for r in subscription()],
+                [("unsubscribed", "sns-13")],
+                "subscription after the unsubscribe")
+    check_equal(len(fake.paths), 2, "no GET for an unsubscribe")
+
+    raw = {"notificationType": "Bounce",
+           "mail": {"messageId": "0100-raw", "destination": ["a@example.org"]}}
+    status, body = post_sns(port, raw)
+    check_equal(status, 400, "raw message delivery (no SNS envelope)")
+    check("raw message delivery" in body.lower(),
+          f"the response says to turn raw delivery off: {body!r}")
+    plain = signer.message("Notification", {
+        "MessageId": "sns-14", "Message": "{}"},
+        cert_url=CERT_URL.replace("https://", "http://"))
+    check_equal(post_sns(port, plain)[0], 403, "a certificate URL over http")
+    check(token not in outbox.log_text(), "the token stays out of the log")
+    check_equal(count(outbox, "SELECT count(*) AS n FROM delivery_event"),
+                0, "events stored")
+    daemon.terminate()
+    check_equal(daemon.wait(timeout=30), 0, "outboxd exit code")
+    fake.stop()
+    mock.stop()
+
+
 test_events_update_rows_and_suppress()
 test_held_row_settled_by_webhook()
 test_ses_events_through_sns()
+test_sns_subscription_lifecycle()
 test_mailgun_events_and_replay()
 test_bad_requests_change_nothing()
 finish()

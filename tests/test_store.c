@@ -111,7 +111,7 @@ static void schema_and_settings(void)
     outbox_error err;
 
     CHECK_CASE("schema version and WAL");
-    CHECK_QUERY("PRAGMA user_version", "5");
+    CHECK_QUERY("PRAGMA user_version", "6");
     CHECK_QUERY("PRAGMA journal_mode", "wal");
     outbox_store_close(store);
 
@@ -122,7 +122,7 @@ static void schema_and_settings(void)
               OUTBOX_ESCHEMA);
     CHECK(newer == NULL);
     CHECK_CONTAINS(err.text, "schema version 99 is newer");
-    run_sql("PRAGMA user_version = 5");
+    run_sql("PRAGMA user_version = 6");
 
     /* A database made by the first version only, with a row in it, as a
      * site that installed it would have it. */

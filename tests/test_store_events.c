@@ -241,6 +241,25 @@ static void delivered_then_late_events(void)
                     "bob@example.org hard_bounce sendgrid 42");
     }
 
+    CHECK_CASE("a complaint outranks every later event");
+    {
+        outbox_event batch[] = {
+            event(OUTBOX_EVENT_COMPLAINED, OUTBOX_BOUNCE_NONE, "ev-6", 42,
+                  NULL, "anna@example.org"),
+            event(OUTBOX_EVENT_DELIVERED, OUTBOX_BOUNCE_NONE, "ev-7", 42,
+                  NULL, "archive@example.com"),
+            event(OUTBOX_EVENT_BOUNCED, OUTBOX_BOUNCE_HARD, "ev-8", 42,
+                  NULL, "archive@example.com"),
+        };
+
+        CHECK_INT(record(store, batch, 3), 3);
+        CHECK_QUERY("SELECT status FROM outbox WHERE id = 42", "complained");
+        CHECK_QUERY("SELECT status FROM delivery_recipient "
+                    "WHERE recipient = 'anna@example.org'", "complained");
+        CHECK_QUERY("SELECT reason FROM suppression "
+                    "WHERE address = 'anna@example.org'", "complaint");
+    }
+
     CHECK_CASE("finance: delivered to every recipient?");
     CHECK_QUERY("SELECT min(r.status = 'delivered') FROM delivery_recipient "
                 "AS r JOIN outbox AS o ON o.id = r.outbox_id "
@@ -375,6 +394,55 @@ static void stuck_reasons(void)
     outbox_store_close(store);
 }
 
+static void sns_subscriptions(void)
+{
+    static const char topic[] = "arn:aws:sns:eu-central-1:123456789012:erp";
+    outbox_store *store = open_store();
+    outbox_sns_subscription subscription = {"ses", topic, "pending", "m-1",
+                                            "fetching failed (HTTP 500)"};
+    outbox_error err;
+
+    CHECK_CASE("sns: a failed confirmation leaves the topic pending");
+    CHECK_INT(outbox_store_record_sns_subscription(store, &err,
+                                                   &subscription, now),
+              OUTBOX_EOK);
+    CHECK_QUERY("SELECT status, message_id, last_error, "
+                "coalesce(confirmed_at, 'NULL') FROM sns_subscription",
+                "pending m-1 fetching failed (HTTP 500) NULL");
+
+    CHECK_CASE("sns: the resent confirmation succeeds");
+    subscription.status = "confirmed";
+    subscription.message_id = "m-2";
+    subscription.error = NULL;
+    CHECK_INT(outbox_store_record_sns_subscription(store, &err,
+                                                   &subscription, now),
+              OUTBOX_EOK);
+    CHECK_QUERY("SELECT status, message_id, coalesce(last_error, 'NULL'), "
+                "confirmed_at FROM sns_subscription",
+                "confirmed m-2 NULL 2027-01-15 08:00:00");
+
+    CHECK_CASE("sns: an unsubscribe keeps when it was confirmed");
+    subscription.status = "unsubscribed";
+    subscription.message_id = "m-3";
+    CHECK_INT(outbox_store_record_sns_subscription(store, &err,
+                                                   &subscription, now + 60),
+              OUTBOX_EOK);
+    CHECK_QUERY("SELECT count(*), status, confirmed_at, updated_at "
+                "FROM sns_subscription",
+                "1 unsubscribed 2027-01-15 08:00:00 2027-01-15 08:01:00");
+
+    CHECK_CASE("sns: a status outside the vocabulary is rejected");
+    subscription.status = "active";
+    CHECK_INT(outbox_store_record_sns_subscription(store, &err,
+                                                   &subscription, now),
+              OUTBOX_EDATABASE);
+    subscription.topic_arn = NULL;
+    CHECK_INT(outbox_store_record_sns_subscription(store, &err,
+                                                   &subscription, now),
+              OUTBOX_EINVAL);
+    outbox_store_close(store);
+}
+
 int main(void)
 {
     if (mkdtemp(folder) == NULL) {
@@ -386,6 +454,7 @@ int main(void)
     claims_honour_suppression();
     held_rows_wait_for_events();
     stuck_reasons();
+    sns_subscriptions();
     unlink(path);
     rmdir(folder);
     CHECK_DONE();
