@@ -327,10 +327,11 @@ static outbox_err check_mailgun(const webhook_endpoint *endpoint,
                                    request->now, max_age);
     if (rc == OUTBOX_EOK
         && !outbox_token_cache_add(endpoint->tokens, signature.token,
+                                   request->body, request->body_size,
                                    request->now))
         rc = outbox_error_set(err, OUTBOX_EINVAL, "unauthenticated",
-                              "signature: the token was used before "
-                              "(a replayed request)");
+                              "signature: the token was used before with "
+                              "another body (a replayed request)");
     return rc;
 }
 

@@ -254,7 +254,7 @@ outbox_err outbox_verify_sendgrid(outbox_error *err,
  * Mailgun: signature_hex must be the HMAC-SHA256, under signing_key, of
  * timestamp followed by token, compared in constant time. A timestamp more
  * than max_age seconds away from now fails. The caller also rejects a
- * token it has seen before (outbox_token_cache).
+ * token it has seen before with another body (outbox_token_cache).
  */
 outbox_err outbox_verify_mailgun(outbox_error *err, const char *signing_key,
                                  const char *timestamp, const char *token,
@@ -282,10 +282,15 @@ outbox_err outbox_token_cache_create(outbox_token_cache **out,
                                      size_t capacity, int64_t max_age);
 void outbox_token_cache_free(outbox_token_cache *cache);
 
-/* Returns true and remembers token if it was not seen within max_age;
- * returns false for a replay, for a NULL token, or if hashing fails. */
+/*
+ * Returns true and remembers token with the digest of the size bytes at
+ * body if token was not seen within max_age. Returns true as well for the
+ * same token with the same body (a resend, whose events the store ignores
+ * the second time). Returns false for the same token with another body (a
+ * replay), for a NULL token, or if hashing fails.
+ */
 bool outbox_token_cache_add(outbox_token_cache *cache, const char *token,
-                            int64_t now);
+                            const void *body, size_t size, int64_t now);
 
 /*
  * Stores the events of one webhook request in one transaction, for the

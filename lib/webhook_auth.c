@@ -182,6 +182,7 @@ outbox_err outbox_verify_basic_auth(outbox_error *err,
 
 typedef struct token_entry {
     unsigned char digest[SHA256_DIGEST_LENGTH];
+    unsigned char body_digest[SHA256_DIGEST_LENGTH];
     int64_t seen_at;
     size_t next;               /* next entry in the same bucket */
 } token_entry;
@@ -265,14 +266,16 @@ static bool is_expired(const outbox_token_cache *cache,
 }
 
 bool outbox_token_cache_add(outbox_token_cache *cache, const char *token,
-                            int64_t now)
+                            const void *body, size_t size, int64_t now)
 {
     unsigned char digest[SHA256_DIGEST_LENGTH];
+    unsigned char body_digest[SHA256_DIGEST_LENGTH];
     size_t bucket;
     size_t slot;
 
     /* A failed hash rejects the request, and the provider sends it again. */
-    if (token == NULL || !sha256(digest, token, strlen(token)))
+    if (token == NULL || !sha256(digest, token, strlen(token))
+        || !sha256(body_digest, body, size))
         return false;
 
     /* Entries were added in time order, unless the clock stepped back:
@@ -284,15 +287,24 @@ bool outbox_token_cache_add(outbox_token_cache *cache, const char *token,
     bucket = bucket_of(cache, digest);
     for (size_t i = cache->buckets[bucket]; i != NO_ENTRY;
          i = cache->entries[i].next) {
-        if (memcmp(cache->entries[i].digest, digest, sizeof(digest)) == 0
-            && !is_expired(cache, &cache->entries[i], now))
-            return false;
+        const token_entry *entry = &cache->entries[i];
+
+        /* The provider resends a request whose response it did not get,
+         * byte for byte. Its events are stored already, and the store
+         * ignores them the second time. */
+        if (memcmp(entry->digest, digest, sizeof(digest)) == 0
+            && !is_expired(cache, entry, now))
+            return memcmp(entry->body_digest, body_digest,
+                          sizeof(body_digest))
+                   == 0;
     }
 
     if (cache->count == cache->capacity)
         drop_oldest(cache);
     slot = (cache->head + cache->count) % cache->capacity;
     memcpy(cache->entries[slot].digest, digest, sizeof(digest));
+    memcpy(cache->entries[slot].body_digest, body_digest,
+           sizeof(body_digest));
     cache->entries[slot].seen_at = now;
     cache->entries[slot].next = cache->buckets[bucket];
     cache->buckets[bucket] = slot;

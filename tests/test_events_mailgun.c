@@ -568,9 +568,20 @@ static void test_replay(void)
     CHECK_INT(outbox_mailgun_signature_read(&signature, &err, body,
                                             strlen(body)),
               OUTBOX_EOK);
-    CHECK(outbox_token_cache_add(cache, signature.token, NOW));
+    CHECK(outbox_token_cache_add(cache, signature.token, body, strlen(body),
+                                 NOW));
+
+    CHECK_CASE("the same request resent");
     CHECK_INT(verify(&err, body, NOW + 60), OUTBOX_EOK);
-    CHECK(!outbox_token_cache_add(cache, signature.token, NOW + 60));
+    CHECK(outbox_token_cache_add(cache, signature.token, body, strlen(body),
+                                 NOW + 60));
+
+    CHECK_CASE("the token replayed with another event");
+    make_failed_body(body, sizeof(body), "permanent", "Zx81kQ2mTBexample99",
+                     token_a);
+    CHECK_INT(verify(&err, body, NOW + 60), OUTBOX_EOK);
+    CHECK(!outbox_token_cache_add(cache, signature.token, body, strlen(body),
+                                  NOW + 60));
     outbox_token_cache_free(cache);
 }
 

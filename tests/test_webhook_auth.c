@@ -94,6 +94,39 @@ static void test_basic_auth_config(void)
               OUTBOX_ECONFIG);
 }
 
+/* Offers token with a body no earlier request had, as a replay has. */
+static bool add_request(outbox_token_cache *cache, const char *token,
+                        int64_t now)
+{
+    static unsigned long requests;
+    char body[32];
+    int length = snprintf(body, sizeof(body), "request %lu", ++requests);
+
+    return outbox_token_cache_add(cache, token, body, (size_t)length, now);
+}
+
+static void test_token_cache_resend(void)
+{
+    static const char body[] = "{\"event-data\":{\"id\":\"ev-1\"}}";
+    static const char other[] = "{\"event-data\":{\"id\":\"ev-2\"}}";
+    outbox_token_cache *cache = NULL;
+
+    CHECK_CASE("token cache takes a resend, not a replay");
+    CHECK_INT(outbox_token_cache_create(&cache, 100, 600), OUTBOX_EOK);
+    if (cache == NULL)
+        return;
+    CHECK(outbox_token_cache_add(cache, "token-1", body, strlen(body), NOW));
+    CHECK(outbox_token_cache_add(cache, "token-1", body, strlen(body),
+                                 NOW + 60));
+    CHECK(!outbox_token_cache_add(cache, "token-1", other, strlen(other),
+                                  NOW + 60));
+    CHECK(!outbox_token_cache_add(cache, "token-1", body, strlen(body) - 1,
+                                  NOW + 60));
+    CHECK(outbox_token_cache_add(cache, "token-2", other, strlen(other),
+                                 NOW + 61));
+    outbox_token_cache_free(cache);
+}
+
 static void test_token_cache_replay_and_age(void)
 {
     outbox_token_cache *cache = NULL;
@@ -102,16 +135,16 @@ static void test_token_cache_replay_and_age(void)
     CHECK_INT(outbox_token_cache_create(&cache, 100, 600), OUTBOX_EOK);
     if (cache == NULL)
         return;
-    CHECK(outbox_token_cache_add(cache, "token-1", NOW));
-    CHECK(!outbox_token_cache_add(cache, "token-1", NOW));
-    CHECK(outbox_token_cache_add(cache, "token-2", NOW + 1));
-    CHECK(!outbox_token_cache_add(cache, "token-1", NOW + 600));
-    CHECK(outbox_token_cache_add(cache, "token-1", NOW + 601));
-    CHECK(!outbox_token_cache_add(cache, "token-2", NOW + 601));
-    CHECK(outbox_token_cache_add(cache, "token-2", NOW + 602));
-    CHECK(outbox_token_cache_add(cache, "", NOW + 602));
-    CHECK(!outbox_token_cache_add(cache, "", NOW + 602));
-    CHECK(!outbox_token_cache_add(cache, NULL, NOW + 602));
+    CHECK(add_request(cache, "token-1", NOW));
+    CHECK(!add_request(cache, "token-1", NOW));
+    CHECK(add_request(cache, "token-2", NOW + 1));
+    CHECK(!add_request(cache, "token-1", NOW + 600));
+    CHECK(add_request(cache, "token-1", NOW + 601));
+    CHECK(!add_request(cache, "token-2", NOW + 601));
+    CHECK(add_request(cache, "token-2", NOW + 602));
+    CHECK(add_request(cache, "", NOW + 602));
+    CHECK(!add_request(cache, "", NOW + 602));
+    CHECK(!add_request(cache, NULL, NOW + 602));
     outbox_token_cache_free(cache);
 }
 
@@ -124,15 +157,15 @@ static void test_token_cache_full(void)
     CHECK_INT(outbox_token_cache_create(&cache, 3, 600), OUTBOX_EOK);
     if (cache == NULL)
         return;
-    CHECK(outbox_token_cache_add(cache, "a", NOW));
-    CHECK(outbox_token_cache_add(cache, "b", NOW));
-    CHECK(outbox_token_cache_add(cache, "c", NOW));
-    CHECK(!outbox_token_cache_add(cache, "a", NOW));
-    CHECK(outbox_token_cache_add(cache, "d", NOW));
-    CHECK(!outbox_token_cache_add(cache, "b", NOW));
-    CHECK(!outbox_token_cache_add(cache, "c", NOW));
-    CHECK(!outbox_token_cache_add(cache, "d", NOW));
-    CHECK(outbox_token_cache_add(cache, "a", NOW));
+    CHECK(add_request(cache, "a", NOW));
+    CHECK(add_request(cache, "b", NOW));
+    CHECK(add_request(cache, "c", NOW));
+    CHECK(!add_request(cache, "a", NOW));
+    CHECK(add_request(cache, "d", NOW));
+    CHECK(!add_request(cache, "b", NOW));
+    CHECK(!add_request(cache, "c", NOW));
+    CHECK(!add_request(cache, "d", NOW));
+    CHECK(add_request(cache, "a", NOW));
     outbox_token_cache_free(cache);
 
     /* Many tokens through a cache of 1000: the last 1000 are replays and
@@ -143,16 +176,16 @@ static void test_token_cache_full(void)
         return;
     for (int i = 0; i < 5000; i++) {
         snprintf(token, sizeof(token), "token-%d", i);
-        if (!outbox_token_cache_add(cache, token, NOW + i / 100))
+        if (!add_request(cache, token, NOW + i / 100))
             CHECK_FAIL("%s was taken for a replay", token);
     }
     for (int i = 4000; i < 5000; i++) {
         snprintf(token, sizeof(token), "token-%d", i);
-        if (outbox_token_cache_add(cache, token, NOW + 50))
+        if (add_request(cache, token, NOW + 50))
             CHECK_FAIL("%s was not found", token);
     }
     snprintf(token, sizeof(token), "token-%d", 3999);
-    CHECK(outbox_token_cache_add(cache, token, NOW + 50));
+    CHECK(add_request(cache, token, NOW + 50));
     outbox_token_cache_free(cache);
 }
 
@@ -173,6 +206,7 @@ int main(void)
 {
     test_basic_auth();
     test_basic_auth_config();
+    test_token_cache_resend();
     test_token_cache_replay_and_age();
     test_token_cache_full();
     test_token_cache_create();
