@@ -19,6 +19,9 @@ char *outbox__strndup(const char *s, size_t n);
 /* ASCII-only case-insensitive comparison, independent of the locale. */
 int outbox__strcasecmp(const char *a, const char *b);
 
+/* The same, of at most the first n bytes. */
+int outbox__strncasecmp(const char *a, const char *b, size_t n);
+
 /* Returns true if the n bytes at s are valid UTF-8 and hold no NUL. */
 bool outbox__utf8_valid(const char *s, size_t n);
 

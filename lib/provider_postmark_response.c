@@ -7,9 +7,11 @@
  * decides, because one status (422) carries many of them:
  *
  *   2xx                   sent; MessageID from the body is the provider
- *                         message id, and a Message other than "OK" (such
- *                         as skipped inactive recipients) is kept as a
- *                         note in the attempt row
+ *                         message id, and a Message other than "OK" is
+ *                         kept as a note in the attempt row. A note of
+ *                         skipped inactive recipients gets the kind
+ *                         inactive_recipients_skipped, so that the store
+ *                         marks the addresses it names suppressed
  *   no response, 429,     retry; a 429 honours Retry-After and does not
  *   5xx                   use up an attempt
  *   ErrorCode 100         retry: Postmark is down for maintenance
@@ -48,6 +50,7 @@
  *   anything else         unknown: Postmark may or may not have the
  *                         message, so the row is held for a person
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +194,24 @@ static void set_result(outbox_result *result, outbox_result_kind kind,
     set_text(result, response, answer, error_kind, hint);
 }
 
+/* True if text contains word, in any case of ASCII letters. */
+static bool contains_ignoring_case(const char *text, const char *word)
+{
+    size_t length = strlen(word);
+
+    for (; *text != '\0'; text++) {
+        size_t i = 0;
+
+        while (i < length && text[i] != '\0'
+               && tolower((unsigned char)text[i])
+                      == tolower((unsigned char)word[i]))
+            i++;
+        if (i == length)
+            return true;
+    }
+    return false;
+}
+
 static void classify_accepted(outbox_result *result,
                               const outbox_response *response,
                               const postmark_answer *answer)
@@ -221,6 +242,11 @@ static void classify_accepted(outbox_result *result,
         snprintf(note, size, "HTTP %ld: ErrorCode %ld: %s", response->status,
                  answer->error_code > 0 ? answer->error_code : 0,
                  answer->message);
+
+    /* Postmark took the message but left out the inactive recipients. */
+    if (contains_ignoring_case(answer->message, "inactive recipients skipped"))
+        snprintf(result->error.kind, sizeof(result->error.kind),
+                 "inactive_recipients_skipped");
 }
 
 /* Classifies ErrorCode 100 or 429 under a status that is neither 429 nor

@@ -549,8 +549,45 @@ static outbox_err each_recipient(outbox_store *store, outbox_error *err,
     return rc;
 }
 
+/* Maximum address length: a local part of 64 bytes, "@", a domain of 253. */
+#define ADDRESS_MAX (64 + 1 + 253)
+
+/* True for a character that may appear in an email address. */
+static bool is_address_char(char c)
+{
+    /* strchr finds the terminating NUL too, so '\0' is ruled out first.
+     * A negative char is a byte of UTF-8. */
+    return c != '\0'
+           && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+               || (c >= '0' && c <= '9') || c < 0
+               || strchr("!#$%&'*+-/=?^_`{|}~.@", c) != NULL);
+}
+
+/*
+ * True if text names the size-byte address as a whole, in any case of
+ * ASCII letters: "a@example.org" is not named by "anna@example.org", but
+ * is by "skipped: a@example.org." (the period ends the sentence).
+ */
+static bool text_names_address(const char *text, const char *address,
+                               int size)
+{
+    for (const char *at = text; text != NULL && *at != '\0'; at++) {
+        const char *after = at + size;
+
+        if ((at > text && is_address_char(at[-1]))
+            || outbox__strncasecmp(at, address, (size_t)size) != 0)
+            continue;
+        if (*after == '.')
+            after++;
+        if (!is_address_char(*after))
+            return true;
+    }
+    return false;
+}
+
 typedef struct recipients_write {
     const char *status;
+    const char *skipped;        /* a provider's note of skipped addresses */
     bool earlier;
 } recipients_write;
 
@@ -559,10 +596,13 @@ static outbox_err write_one(outbox_store *store, outbox_error *err,
                             const char *address, int size, void *context)
 {
     recipients_write *write = context;
+    const char *status = write->status;
 
+    if (write->skipped != NULL
+        && text_names_address(write->skipped, address, size))
+        status = "suppressed";
     return write_recipient(store, err, outcome->id, address, size, kind,
-                           write->status, outcome->finished_at,
-                           &write->earlier);
+                           status, outcome->finished_at, &write->earlier);
 }
 
 outbox_err outbox__store_write_recipients(outbox_store *store,
@@ -570,8 +610,12 @@ outbox_err outbox__store_write_recipients(outbox_store *store,
                                           const outbox_outcome *outcome,
                                           const char *status)
 {
-    recipients_write write = {status, false};
-    outbox_err rc = each_recipient(store, err, outcome, write_one, &write);
+    recipients_write write = {status, NULL, false};
+    outbox_err rc;
+
+    if (strcmp(outcome->result.error.kind, "inactive_recipients_skipped") == 0)
+        write.skipped = outcome->result.error.text;
+    rc = each_recipient(store, err, outcome, write_one, &write);
 
     /* Events that arrived before this record count now. */
     if (rc == OUTBOX_EOK && write.earlier)
@@ -585,30 +629,20 @@ static outbox_err suppress_if_named(outbox_store *store, outbox_error *err,
                                     const char *kind, const char *address,
                                     int size, void *context)
 {
-    sqlite3_stmt *stmt = NULL;
-    outbox_err rc = outbox__store_prepare(
-        store, &stmt, err,
-        "INSERT INTO suppression (address, reason, provider, detail, "
-        "                         outbox_id, created_at) "
-        "SELECT ?2, 'inactive_recipient', ?4, ?3, ?1, ?5 "
-        " WHERE instr(lower(?3), lower(?2)) > 0 "
-        "ON CONFLICT (address) DO NOTHING");
+    char copy[ADDRESS_MAX + 1];
+    outbox_err rc;
 
     (void)kind;
-    if (rc != OUTBOX_EOK)
-        return rc;
-    sqlite3_bind_int64(stmt, 1, outcome->id);
-    sqlite3_bind_text(stmt, 2, address, size, SQLITE_STATIC);
-    outbox__bind_text(stmt, 3, outcome->result.error.text);
-    outbox__bind_text(stmt, 4, outcome->provider);
-    outbox__bind_time(stmt, 5, outcome->finished_at);
-    if (sqlite3_step(stmt) != SQLITE_DONE)
-        rc = outbox__store_fail(store, err, OUTBOX_EDATABASE,
-                                "adding an inactive recipient to the "
-                                "suppression list");
-    else if (sqlite3_changes(store->db) > 0)
+    if (size >= (int)sizeof(copy)
+        || !text_names_address(outcome->result.error.text, address, size))
+        return OUTBOX_EOK;
+    memcpy(copy, address, (size_t)size);
+    copy[size] = '\0';
+    rc = outbox__store_suppress(store, err, copy, "inactive_recipient",
+                                outcome->provider, outcome->result.error.text,
+                                outcome->id, outcome->finished_at);
+    if (rc == OUTBOX_EOK && sqlite3_changes(store->db) > 0)
         (*(int *)context)++;
-    outbox__store_finish(stmt);
     return rc;
 }
 

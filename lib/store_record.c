@@ -239,9 +239,12 @@ static outbox_err record_one(outbox_store *store, outbox_error *err,
         rc = outbox__store_write_recipients(store, err, outcome, "sent");
     if (rc == OUTBOX_EOK && applied && result->kind == OUTBOX_RESULT_UNKNOWN)
         rc = outbox__store_write_recipients(store, err, outcome, "pending");
-    /* The provider refuses these addresses for good (Postmark's 406). */
+    /* The provider refuses these addresses for good: Postmark's 406, or
+     * its note of inactive recipients skipped from a sent message. */
     if (rc == OUTBOX_EOK && applied
-        && strcmp(result->error.kind, "inactive_recipient") == 0)
+        && (strcmp(result->error.kind, "inactive_recipient") == 0
+            || strcmp(result->error.kind, "inactive_recipients_skipped")
+                   == 0))
         rc = outbox__store_suppress_named(store, err, outcome);
     if (rc == OUTBOX_EOK)
         log_move(store, outcome, &to, applied);

@@ -261,7 +261,12 @@ char *outbox__strndup(const char *s, size_t n)
 
 int outbox__strcasecmp(const char *a, const char *b)
 {
-    for (;; a++, b++) {
+    return outbox__strncasecmp(a, b, SIZE_MAX);
+}
+
+int outbox__strncasecmp(const char *a, const char *b, size_t n)
+{
+    for (; n > 0; a++, b++, n--) {
         int ca = (unsigned char)*a;
         int cb = (unsigned char)*b;
 
@@ -272,6 +277,7 @@ int outbox__strcasecmp(const char *a, const char *b)
         if (ca != cb || ca == 0)
             return ca - cb;
     }
+    return 0;
 }
 
 bool outbox__utf8_valid(const char *s, size_t n)

@@ -180,10 +180,12 @@ def test_error_codes():
                 "row 701 error")
     check_equal(row["next_attempt_at"], None, "row 701 is not retried")
     check_equal(outbox.query("SELECT address, reason, outbox_id FROM "
-                             "suppression"),
+                             "suppression ORDER BY address"),
                 [{"address": "bounced-before@example.org",
-                  "reason": "inactive_recipient", "outbox_id": inactive}],
-                "row 701's address is suppressed")
+                  "reason": "inactive_recipient", "outbox_id": inactive},
+                 {"address": "inactive@example.org",
+                  "reason": "inactive_recipient", "outbox_id": skipped}],
+                "the addresses Postmark reports inactive are suppressed")
 
     row = outbox.row(invalid)
     check_equal((row["status"], row["last_error_kind"]),
@@ -206,6 +208,13 @@ def test_error_codes():
     check("inactive recipients skipped: inactive@example.org"
           in (attempts[0]["error"] or ""),
           f"row 704 keeps Postmark's note: {attempts[0]['error']}")
+    recipients = outbox.query("SELECT recipient, status FROM "
+                              "delivery_recipient WHERE outbox_id = ? "
+                              "ORDER BY recipient", skipped)
+    check_equal([(r["recipient"], r["status"]) for r in recipients],
+                [("inactive@example.org", "suppressed"),
+                 ("ok@example.org", "sent")],
+                "row 704's recipients: the skipped one is suppressed")
 
     row = outbox.row(maintenance)
     check_equal(row["status"], "sent", "row 705 status")

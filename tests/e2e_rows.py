@@ -122,6 +122,8 @@ def test_bad_rows_fail_alone():
     check_equal(row["last_error"], "attachment 1: content is empty (NULL or "
                 "0 bytes); check the file the ERP attached",
                 "attachment with NULL content: last_error")
+    check_equal((row["attempts"], row["next_attempt_at"]), (1, None),
+                "attachment with NULL content: no retry")
     check_equal(outbox.row(unnamed_row)["last_error_kind"],
                 "invalid_attachment", "attachment without a filename")
     kind = outbox.query("SELECT last_error_kind FROM outbox WHERE id = ?",

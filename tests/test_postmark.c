@@ -607,7 +607,7 @@ static const classify_case classify_cases[] = {
      "\"2025-03-05T10:00:00Z\",\"MessageID\":\"" PM_UUID "\","
      "\"ErrorCode\":0,\"Message\":\"Message accepted; inactive recipients "
      "skipped: inactive@example.org\"}",
-     OUTBOX_RESULT_SENT, "", -1, true, PM_UUID,
+     OUTBOX_RESULT_SENT, "inactive_recipients_skipped", -1, true, PM_UUID,
      "HTTP 200: ErrorCode 0: Message accepted; inactive recipients "
      "skipped: inactive@example.org"},
     {"200 without body", CURLE_OK, "", 200, NULL, "", OUTBOX_RESULT_SENT,

@@ -100,9 +100,10 @@ static outbox_message **claim_all(outbox_store *store, size_t *count)
 }
 
 /* Dispatches message and records its outcome as kind, with provider id
- * id (sent only). */
+ * id (sent only) and the provider's error kind and text, if not NULL. */
 static void record_outcome(outbox_store *store, outbox_message *message,
-                           outbox_result_kind kind, const char *id)
+                           outbox_result_kind kind, const char *id,
+                           const char *error_kind, const char *error_text)
 {
     outbox_outcome outcome;
     outbox_error err;
@@ -123,6 +124,9 @@ static void record_outcome(outbox_store *store, outbox_message *message,
         outcome.result.status = 202;
     snprintf(outcome.result.provider_message_id,
              sizeof(outcome.result.provider_message_id), "%s", id);
+    if (error_kind != NULL)
+        outbox_error_set(&outcome.result.error, OUTBOX_EPROVIDER, error_kind,
+                         "%s", error_text);
     CHECK_INT(outbox_outcome_copy_message(&outcome, &err, message),
               OUTBOX_EOK);
     CHECK_INT(outbox_store_record(store, &err, &outcome, 1), OUTBOX_EOK);
@@ -133,7 +137,7 @@ static void record_outcome(outbox_store *store, outbox_message *message,
 static void send_one(outbox_store *store, outbox_message *message,
                      const char *id)
 {
-    record_outcome(store, message, OUTBOX_RESULT_SENT, id);
+    record_outcome(store, message, OUTBOX_RESULT_SENT, id, NULL, NULL);
 }
 
 /* An event for the tests; strings are borrowed, not owned. */
@@ -341,7 +345,8 @@ static void held_rows_wait_for_events(void)
     messages = claim_all(store, &count);
     CHECK_INT(count, 1);
     if (count == 1)
-        record_outcome(store, messages[0], OUTBOX_RESULT_UNKNOWN, "");
+        record_outcome(store, messages[0], OUTBOX_RESULT_UNKNOWN, "", NULL,
+                       NULL);
     CHECK_QUERY("SELECT status FROM outbox WHERE id = 46", "held");
     CHECK_QUERY("SELECT recipient, kind, status FROM delivery_recipient "
                 "WHERE outbox_id = 46 ORDER BY kind DESC",
@@ -391,6 +396,51 @@ static void stuck_reasons(void)
             "'misconfigured', 'sending_paused')");
     CHECK_QUERY("SELECT reason FROM outbox_stuck WHERE id = 61",
                 "provider ses is paused: sending is paused");
+    outbox_store_close(store);
+}
+
+static void inactive_recipients(void)
+{
+    outbox_store *store = open_store();
+    outbox_message **messages;
+    size_t count;
+
+    run_sql("UPDATE outbox SET status = 'cancelled' "
+            "WHERE status IN ('queued', 'retrying')");
+    run_sql("INSERT INTO outbox (id, sender, recipients, body_text) VALUES "
+            "(70, 'billing@example.com', 'a@example.net, anna@example.net', "
+            "'x')");
+    messages = claim_all(store, &count);
+    CHECK_CASE("inactive: the refused address only, matched whole");
+    CHECK_INT(count, 1);
+    if (count == 1)
+        record_outcome(store, messages[0], OUTBOX_RESULT_FAILED, "",
+                       "inactive_recipient",
+                       "HTTP 422: ErrorCode 406: Recipient marked inactive: "
+                       "ANNA@example.net.");
+    outbox_messages_free(messages, count);
+    CHECK_QUERY("SELECT address, reason, outbox_id FROM suppression "
+                "WHERE address LIKE '%example.net'",
+                "anna@example.net inactive_recipient 70");
+
+    run_sql("INSERT INTO outbox (id, sender, recipients, body_text) VALUES "
+            "(71, 'billing@example.com', 'b@example.net, bob@example.net', "
+            "'x')");
+    messages = claim_all(store, &count);
+    CHECK_CASE("inactive: skipped addresses of a sent message");
+    CHECK_INT(count, 1);
+    if (count == 1)
+        record_outcome(store, messages[0], OUTBOX_RESULT_SENT, "pm-71",
+                       "inactive_recipients_skipped",
+                       "HTTP 200: ErrorCode 0: Message accepted; inactive "
+                       "recipients skipped: b@example.net");
+    outbox_messages_free(messages, count);
+    CHECK_QUERY("SELECT recipient, status FROM delivery_recipient "
+                "WHERE outbox_id = 71 ORDER BY recipient",
+                "b@example.net suppressed|bob@example.net sent");
+    CHECK_QUERY("SELECT status FROM outbox WHERE id = 71", "sent");
+    CHECK_QUERY("SELECT address FROM suppression WHERE outbox_id = 71",
+                "b@example.net");
     outbox_store_close(store);
 }
 
@@ -454,6 +504,7 @@ int main(void)
     claims_honour_suppression();
     held_rows_wait_for_events();
     stuck_reasons();
+    inactive_recipients();
     sns_subscriptions();
     unlink(path);
     rmdir(folder);
