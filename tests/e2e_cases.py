@@ -1,6 +1,7 @@
 """End to end: failures seen in other email queues, replayed against
 outboxd and SendGrid's API on a mock provider."""
 
+import calendar
 import json
 import time
 
@@ -104,8 +105,54 @@ def test_too_large_for_sendgrid():
     mock.stop()
 
 
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_long_retry_after_is_capped():
+    """A Retry-After of ten days waits the configured maximum (1 h) instead,
+    and the log says so. Meanwhile another provider's rows go out: a
+    provider's rate limit pauses that provider only."""
+    directory = workdir()
+    mock = Mock(directory, script="429:retry-after=864000")
+    outbox = Outbox(directory, [sendgrid(mock.url),
+                                {"name": "files", "type": "file",
+                                 "folder": f"{directory}/mail"}],
+                    default_provider="sendgrid")
+    limited = outbox.insert(**ROW)
+    daemon = outbox.start()
+    wait_for(lambda: outbox.row(limited)["status"] == "retrying", 10,
+             "the rate-limited row to wait")
+    files = [outbox.insert(provider="files", **ROW) for _ in range(5)]
+    started = time.time()
+    wait_for(lambda: all(outbox.row(i)["status"] == "sent" for i in files),
+             10, "the other provider's rows")
+    check(time.time() - started < 5,
+          f"the other provider's rows went out in "
+          f"{time.time() - started:.1f} s")
+
+    row = outbox.row(limited)
+    due = calendar.timegm(time.strptime(row["next_attempt_at"],
+                                        "%Y-%m-%d %H:%M:%S"))
+    check(3590 <= due - started <= 3610,
+          f"next attempt in about an hour: {due - started:.0f} s")
+    check_equal(row["last_error_kind"], "rate_limited", "error kind")
+    check_equal(len(mock.requests()), 1, "requests to the limited provider")
+    daemon.terminate()
+    check_equal(daemon.wait(timeout=30), 0, "outboxd exit code")
+    check("retry_after=864000s capped_to=3600s" in outbox.log_text(),
+          "the log names the cap")
+    mock.stop()
+
+
 test_two_daemons_never_share_a_row()
 test_lease_renewed_during_slow_transfer()
 test_rate_limit_reset_header()
 test_too_large_for_sendgrid()
+test_long_retry_after_is_capped()
 finish()

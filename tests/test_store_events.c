@@ -382,6 +382,17 @@ static void stuck_reasons(void)
                 "WHERE id = 60",
                 "waiting for the provider's limit (quota_exceeded)");
 
+    CHECK_CASE("stuck: a row waiting on a rate limit");
+    run_sql("INSERT INTO outbox (id, sender, recipients, body_text, status, "
+            "provider, next_attempt_at, updated_at, last_error_kind, "
+            "last_error) VALUES (62, 'billing@example.com', "
+            "'a@example.org', 'x', 'retrying', 'ses', "
+            "datetime('now', '+5 minutes'), datetime('now', '-20 minutes'), "
+            "'rate_limited', 'HTTP 429: Maximum sending rate exceeded.')");
+    CHECK_QUERY("SELECT substr(reason, 1, 47) FROM outbox_stuck "
+                "WHERE id = 62",
+                "waiting for the provider's limit (rate_limited)");
+
     /* A daemon is running, or the row would be listed for that. */
     CHECK_CASE("stuck: a provider paused by any account error");
     run_sql("INSERT INTO daemon_heartbeat (owner, started_at, seen_at) "
