@@ -312,6 +312,29 @@ def test_silence_after_data_is_unknown():
     relay.stop()
 
 
+def test_silence_after_rcpt_retries():
+    """No reply to RCPT TO: no message went over, so the attempt is a
+    timeout to retry, and the next transaction delivers it once."""
+    directory = workdir()
+    relay = Relay(directory, script=[{"rcpt_silence": True}])
+    outbox = Outbox(directory, [smtp(relay, timeout_seconds=3)],
+                    retry=FAST_RETRY)
+    row_id = invoice(outbox, 902)
+    started = time.monotonic()
+    check_equal(outbox.drain(), 0, "drain exit code")
+    elapsed = time.monotonic() - started
+    row = outbox.row(row_id)
+    check_equal(row["status"], "sent", "status")
+    attempts = outbox.attempts(row_id)
+    check_equal([(a["outcome"], a["error_kind"]) for a in attempts],
+                [("retry", "timeout"), ("sent", None)], "attempts")
+    check(attempts and "timed out" in (attempts[0]["error"] or ""),
+          f"libcurl's text in the attempt: {attempts[:1]}")
+    check(3 <= elapsed < 15, f"the timeout took about 3 s: {elapsed:.1f} s")
+    check_equal(len(relay.events("data")), 1, "DATA sent once")
+    relay.stop()
+
+
 def test_checks_before_sending():
     """A line break in the subject and a message over max_message_bytes
     fail before any SMTP session."""
@@ -390,6 +413,7 @@ def main():
     test_basic_auth_turned_off()
     test_oauth2_token()
     test_silence_after_data_is_unknown()
+    test_silence_after_rcpt_retries()
     test_checks_before_sending()
     test_encoded_word_subject_is_literal()
     finish()

@@ -9,8 +9,9 @@ Run it with /usr/bin/python3, where Debian's python3-aiosmtpd lives:
 
 --script is a JSON list with one object per transaction (one MAIL FROM),
 in order; later transactions are accepted. An object may hold the reply
-to give instead of accepting, under "mail", "rcpt" or "data", and
-"data_silence": true to never reply to the end of DATA. --auth-reply
+to give instead of accepting, under "mail", "rcpt" or "data",
+"rcpt_silence": true to never reply to RCPT TO, and "data_silence":
+true to never reply to the end of DATA. --auth-reply
 refuses every AUTH with that reply. Every command the server acts on is
 appended to the log as one JSON object per line.
 """
@@ -84,6 +85,8 @@ class Peer:
     async def handle_RCPT(self, server, session, envelope, address, options):
         reply = self.step("rcpt")
         self.write(event="rcpt", address=address, reply=reply or "250")
+        if self.step("rcpt_silence"):
+            await asyncio.sleep(3600)
         if reply:
             return reply
         envelope.rcpt_tos.append(address)
