@@ -92,6 +92,12 @@ static const char *suppression_reason(const outbox_event *event)
 {
     if (event->type == OUTBOX_EVENT_COMPLAINED)
         return "complaint";
+
+    /* Each provider drops later messages to an unsubscribed address
+     * itself (Postmark's SuppressSending, SendGrid's and Mailgun's
+     * unsubscribes), so sending them would only waste attempts. */
+    if (event->type == OUTBOX_EVENT_UNSUBSCRIBED)
+        return "unsubscribe";
     if (event->type == OUTBOX_EVENT_BOUNCED
         && event->bounce == OUTBOX_BOUNCE_HARD)
         return "hard_bounce";

@@ -6,7 +6,7 @@ import json
 import time
 
 from harness import (Mock, Outbox, check, check_equal, finish, sendgrid,
-                     workdir)
+                     wait_for, workdir)
 
 ROW = dict(sender="Buchhaltung <billing@example.com>",
            recipients="kunde@example.org", subject="Rechnung",
@@ -103,15 +103,6 @@ def test_too_large_for_sendgrid():
           f"last_error names the cap: {row['last_error']}")
     check_equal(len(mock.requests()), 0, "requests made")
     mock.stop()
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_long_retry_after_is_capped():

@@ -18,7 +18,7 @@ import threading
 import time
 
 from harness import Mock, Outbox, check, check_equal, finish, sendgrid, \
-    workdir
+    wait_for, workdir
 
 MAILGUN_SIGNING_KEY = "mailgun-signing-key-test"
 POSTMARK_USER = "outboxd"
@@ -42,16 +42,6 @@ class SigningKey:
                                  self.key], input=data, check=True,
                                 capture_output=True)
         return base64.b64encode(result.stdout).decode()
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def listener_port(outbox):
@@ -509,6 +499,15 @@ class SnsSigner:
         return message
 
 
+def ses_provider(mock, signer):
+    """An SES provider sending to mock, taking webhooks from TOPIC signed
+    by signer."""
+    return {"name": "ses", "type": "ses", "region": "eu-central-1",
+            "base_url": mock.url, "access_key_id": "AKIDTEST",
+            "secret_access_key": "secret-test", "webhook_topic_arn": TOPIC,
+            "webhook_certificate_folder": signer.folder}
+
+
 def post_sns(port, message):
     return post(port, "/webhooks/ses", json.dumps(message).encode(),
                 {"Content-Type": "text/plain; charset=UTF-8"})
@@ -575,11 +574,7 @@ def test_ses_events_through_sns():
     mock = Mock(directory, default="@accepted", responses={
         "accepted": "200\nContent-Type: application/json\n\n"
                     '{"MessageId":"0100-test-{n}"}'})
-    outbox = Outbox(directory, [{
-        "name": "ses", "type": "ses", "region": "eu-central-1",
-        "base_url": mock.url, "access_key_id": "AKIDTEST",
-        "secret_access_key": "secret-test", "webhook_topic_arn": TOPIC,
-        "webhook_certificate_folder": signer.folder}],
+    outbox = Outbox(directory, [ses_provider(mock, signer)],
         webhooks={"port": 0})
     daemon = outbox.start()
     port = listener_port(outbox)
@@ -636,11 +631,7 @@ def test_ses_status_only_moves_forward():
     mock = Mock(directory, default="@accepted", responses={
         "accepted": "200\nContent-Type: application/json\n\n"
                     '{"MessageId":"0100-test-{n}"}'})
-    outbox = Outbox(directory, [{
-        "name": "ses", "type": "ses", "region": "eu-central-1",
-        "base_url": mock.url, "access_key_id": "AKIDTEST",
-        "secret_access_key": "secret-test", "webhook_topic_arn": TOPIC,
-        "webhook_certificate_folder": signer.folder}],
+    outbox = Outbox(directory, [ses_provider(mock, signer)],
         webhooks={"port": 0})
     daemon = outbox.start()
     port = listener_port(outbox)
@@ -760,12 +751,6 @@ def test_held_row_settled_by_webhook():
     mock.stop()
 
 
-# Skips the check that a Postmark SubscriptionChange with SuppressSending
-# true adds the address to suppression, because outboxd stores the event
-# but adds no suppression row. Set it to False once outboxd does.
-KNOWN_GAP = True
-
-
 def post_postmark(port, record, password=POSTMARK_PASSWORD):
     authorization = "Basic " + base64.b64encode(
         f"{POSTMARK_USER}:{password}".encode()).decode()
@@ -778,8 +763,8 @@ def test_postmark_complaints_and_bounces():
     """Postmark's SpamComplaint makes the row complained and suppresses the
     address, once. A SoftBounce and a record of an unknown RecordType
     change no status, and wrong credentials store nothing. A
-    SubscriptionChange that suppresses sending should add the address to
-    the suppression list, a check that KNOWN_GAP skips."""
+    SubscriptionChange that suppresses sending adds the address to the
+    suppression list."""
     directory = workdir()
     mock = Mock(directory, default="@accepted", responses={
         "accepted": "200\nContent-Type: application/json\n\n"
@@ -882,14 +867,10 @@ def test_postmark_complaints_and_bounces():
                 [{"event_type": "unsubscribed",
                   "provider_event": "SubscriptionChange"}],
                 "stored SubscriptionChange")
-    # NOTE: expected a suppression row for bob, but outboxd adds none.
-    if KNOWN_GAP:
-        print("known gap: a Postmark SubscriptionChange with "
-              "SuppressSending true adds no suppression row")
-    else:
-        check_equal(count(outbox, "SELECT count(*) AS n FROM suppression "
-                                  "WHERE address = 'bob@example.org'"), 1,
-                    "suppression after the SubscriptionChange")
+    check_equal(outbox.query("SELECT reason, provider FROM suppression "
+                             "WHERE address = 'bob@example.org'"),
+                [{"reason": "unsubscribe", "provider": "postmark"}],
+                "suppression after the SubscriptionChange")
     daemon.terminate()
     check_equal(daemon.wait(timeout=30), 0, "outboxd exit code")
     mock.stop()
@@ -910,11 +891,7 @@ def test_sns_subscription_lifecycle():
     signer = SnsSigner(directory)
     fake = FakeSns(directory)
     mock = Mock(directory)
-    outbox = Outbox(directory, [{
-        "name": "ses", "type": "ses", "region": "eu-central-1",
-        "base_url": mock.url, "access_key_id": "AKIDTEST",
-        "secret_access_key": "secret-test", "webhook_topic_arn": TOPIC,
-        "webhook_certificate_folder": signer.folder}],
+    outbox = Outbox(directory, [ses_provider(mock, signer)],
         webhooks={"port": 0})
     daemon = outbox.start(env=fake.env())
     port = listener_port(outbox)

@@ -195,6 +195,18 @@ class Outbox:
         return text
 
 
+def wait_for(predicate, timeout, what):
+    """Polls predicate every 50 ms; returns its first true value, or
+    raises AssertionError naming what after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def sendgrid(url, name="sendgrid", **extra):
     provider = {"name": name, "type": "sendgrid", "base_url": url,
                 "api_key": API_KEY, "timeout_seconds": 5,
