@@ -575,7 +575,7 @@ def test_ses_events_through_sns():
         "accepted": "200\nContent-Type: application/json\n\n"
                     '{"MessageId":"0100-test-{n}"}'})
     outbox = Outbox(directory, [ses_provider(mock, signer)],
-        webhooks={"port": 0})
+                    webhooks={"port": 0})
     daemon = outbox.start()
     port = listener_port(outbox)
     row_id = outbox.insert(sender="billing@example.com",
@@ -632,7 +632,7 @@ def test_ses_status_only_moves_forward():
         "accepted": "200\nContent-Type: application/json\n\n"
                     '{"MessageId":"0100-test-{n}"}'})
     outbox = Outbox(directory, [ses_provider(mock, signer)],
-        webhooks={"port": 0})
+                    webhooks={"port": 0})
     daemon = outbox.start()
     port = listener_port(outbox)
     row_id = outbox.insert(sender="billing@example.com",
@@ -892,7 +892,7 @@ def test_sns_subscription_lifecycle():
     fake = FakeSns(directory)
     mock = Mock(directory)
     outbox = Outbox(directory, [ses_provider(mock, signer)],
-        webhooks={"port": 0})
+                    webhooks={"port": 0})
     daemon = outbox.start(env=fake.env())
     port = listener_port(outbox)
     token = "2336412f37fb687f5d51e6e2425aexample"
