@@ -981,5 +981,73 @@ test_bad_requests_change_nothing()
 test_sendgrid_body_shapes()
 test_sendgrid_events_matched_to_rows()
 test_ses_status_only_moves_forward()
+def post_in_segments(port, path, body, headers, segment=65536):
+    """Posts body over a raw socket in segments of segment bytes, with a
+    short pause between them; returns the response's status code."""
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    head += f"Content-Length: {len(body)}\r\nConnection: close\r\n"
+    head += "".join(f"{name}: {value}\r\n"
+                    for name, value in headers.items())
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        s.sendall(head.encode() + b"\r\n")
+        for start in range(0, len(body), segment):
+            s.sendall(body[start:start + segment])
+            time.sleep(0.01)
+        response = b""
+        while b"\r\n\r\n" not in response:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            response += chunk
+    return int(response.split(b" ", 2)[1]) if response else 0
+
+
+def test_sendgrid_signed_bytes_and_large_batch():
+    """SendGrid signs the exact bytes it posts, CR LF included, and may
+    post a batch of about 1 MB that arrives in many TCP segments: both are
+    verified over the whole body and stored in full."""
+    directory = workdir()
+    key = SigningKey(directory)
+    mock = Mock(directory)
+    outbox = Outbox(directory, [sendgrid(mock.url,
+                                         webhook_public_key=key.public_b64)],
+                    webhooks={"port": 0})
+    daemon = outbox.start()
+    port = listener_port(outbox)
+    now = int(time.time())
+
+    exact = (b'[{"email":"a.meier@example.org","event":"delivered",'
+             b'"sg_event_id":"c2lnLTE","timestamp":' + str(now).encode()
+             + b',"outbox_id":"301"},\r\n{"email":"b.schulz@example.org",'
+             b'"event":"open","sg_event_id":"c2lnLTI","timestamp":'
+             + str(now).encode() + b',"outbox_id":"301"}]\r\n')
+    check_equal(post_sendgrid_body(port, key, exact)[0], 200,
+                "the exact signed bytes with CR LF")
+    check_equal(count(outbox, "SELECT count(*) AS n FROM delivery_event"),
+                2, "events from the exact bytes")
+
+    padding = "x" * 400
+    events = [{"email": f"customer+{n}@example.org", "event": "delivered",
+               "sg_event_id": f"batch-{n}", "timestamp": now,
+               "response": padding}
+              for n in range(2000)]
+    body = json.dumps(events).encode()
+    check(900_000 < len(body) < 1_200_000, f"batch size {len(body)}")
+    timestamp = str(now)
+    status = post_in_segments(port, "/webhooks/sendgrid", body, {
+        "Content-Type": "application/json",
+        "X-Twilio-Email-Event-Webhook-Signature":
+            key.sign(timestamp.encode() + body),
+        "X-Twilio-Email-Event-Webhook-Timestamp": timestamp})
+    check_equal(status, 200, "a 1 MB batch in segments")
+    check_equal(count(outbox, "SELECT count(*) AS n FROM delivery_event "
+                              "WHERE event_id LIKE 'batch-%'"),
+                2000, "events from the batch")
+    daemon.terminate()
+    check_equal(daemon.wait(timeout=30), 0, "outboxd exit code")
+    mock.stop()
+
+
 test_postmark_complaints_and_bounces()
+test_sendgrid_signed_bytes_and_large_batch()
 finish()
