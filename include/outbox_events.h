@@ -36,11 +36,12 @@ typedef enum outbox_event_type {
     OUTBOX_EVENT_OPENED,
     OUTBOX_EVENT_CLICKED,
     OUTBOX_EVENT_UNSUBSCRIBED,
+    OUTBOX_EVENT_RESUBSCRIBED, /* the provider sends to the address again */
 } outbox_event_type;
 
 /* Returns "other", "accepted", "delivered", "deferred", "bounced",
- * "complained", "dropped", "opened", "clicked" or "unsubscribed": the
- * words stored in delivery_event.event_type. */
+ * "complained", "dropped", "opened", "clicked", "unsubscribed" or
+ * "resubscribed": the words stored in delivery_event.event_type. */
 const char *outbox_event_type_name(outbox_event_type type);
 
 typedef enum outbox_bounce_kind {

@@ -49,6 +49,8 @@ const char *outbox_event_type_name(outbox_event_type type)
         return "clicked";
     case OUTBOX_EVENT_UNSUBSCRIBED:
         return "unsubscribed";
+    case OUTBOX_EVENT_RESUBSCRIBED:
+        return "resubscribed";
     }
     return "other";
 }

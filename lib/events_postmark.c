@@ -13,8 +13,8 @@
  *   Open, Click         opened, clicked; recipient Recipient, time
  *                       ReceivedAt
  *   SubscriptionChange  unsubscribed when SuppressSending is true, else
- *                       other (the address was reactivated); recipient
- *                       Recipient, time ChangedAt
+ *                       resubscribed (the address was reactivated);
+ *                       recipient Recipient, time ChangedAt
  *   anything else       other, with Recipient or Email when present
  * The outbox id comes from Metadata.outbox_id and the provider message id
  * from MessageID. The event id is RecordType, a colon and Postmark's ID,
@@ -151,7 +151,7 @@ static void read_by_record_type(outbox_event *event, record_fields *fields,
         event->type =
             cJSON_IsTrue(cJSON_GetObjectItem(record, "SuppressSending"))
                 ? OUTBOX_EVENT_UNSUBSCRIBED
-                : OUTBOX_EVENT_OTHER;
+                : OUTBOX_EVENT_RESUBSCRIBED;
         fields->time = string_of(record, "ChangedAt");
         fields->reason = text_of(record, "SuppressionReason");
     } else {

@@ -281,6 +281,34 @@ static outbox_err fill_provider_message_id(outbox_store *store,
     return rc;
 }
 
+/* Removes the address from the suppression list where this provider put
+ * it, because the provider sends to it again. Rows that ops or another
+ * provider added stay. */
+static outbox_err unsuppress(outbox_store *store, outbox_error *err,
+                             const char *address, const char *provider,
+                             int64_t outbox_id)
+{
+    sqlite3_stmt *stmt = NULL;
+    outbox_err rc = outbox__store_prepare(
+        store, &stmt, err,
+        "DELETE FROM suppression WHERE address = ?1 AND provider = ?2");
+
+    if (rc != OUTBOX_EOK)
+        return rc;
+    outbox__bind_text(stmt, 1, address);
+    outbox__bind_text(stmt, 2, provider);
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        rc = outbox__store_fail(store, err, OUTBOX_EDATABASE,
+                                "removing an address from the suppression "
+                                "list");
+    else if (sqlite3_changes(store->db) > 0)
+        outbox_log(&store->options.logger, OUTBOX_LOG_INFO,
+                   "id=%lld event=unsuppressed provider=%s",
+                   (long long)outbox_id, provider);
+    outbox__store_finish(stmt);
+    return rc;
+}
+
 /* Stores one event and applies it to the recipient, the message and the
  * suppression list. */
 static outbox_err apply_event(outbox_store *store, outbox_error *err,
@@ -310,6 +338,8 @@ static outbox_err apply_event(outbox_store *store, outbox_error *err,
     if (reason != NULL && event->recipient != NULL)
         rc = outbox__store_suppress(store, err, event->recipient, reason,
                                     provider, event->reason, outbox_id, now);
+    if (event->type == OUTBOX_EVENT_RESUBSCRIBED && event->recipient != NULL)
+        rc = unsuppress(store, err, event->recipient, provider, outbox_id);
     if (rc != OUTBOX_EOK || outbox_id == 0 || status == NULL
         || event->recipient == NULL)
         return rc;

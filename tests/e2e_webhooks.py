@@ -764,7 +764,7 @@ def test_postmark_complaints_and_bounces():
     address, once. A SoftBounce and a record of an unknown RecordType
     change no status, and wrong credentials store nothing. A
     SubscriptionChange that suppresses sending adds the address to the
-    suppression list."""
+    suppression list, and one that reactivates it takes it off again."""
     directory = workdir()
     mock = Mock(directory, default="@accepted", responses={
         "accepted": "200\nContent-Type: application/json\n\n"
@@ -871,6 +871,24 @@ def test_postmark_complaints_and_bounces():
                              "WHERE address = 'bob@example.org'"),
                 [{"reason": "unsubscribe", "provider": "postmark"}],
                 "suppression after the SubscriptionChange")
+
+    # Ops suppressed carol by hand; Postmark's reactivation leaves that.
+    db = outbox.connect()
+    db.execute("INSERT INTO suppression (address, reason) "
+               "VALUES ('carol@example.org', 'manual')")
+    db.commit()
+    db.close()
+    for address in ("bob@example.org", "carol@example.org"):
+        reactivated = dict(unsubscribe, ChangedAt="2026-12-04T11:00:00Z",
+                           Recipient=address, SuppressSending=False,
+                           SuppressionReason=None)
+        check_equal(post_postmark(port, reactivated)[0], 200,
+                    f"a SubscriptionChange that reactivates {address}")
+    check_equal(outbox.query("SELECT address, reason FROM suppression "
+                             "WHERE address IN ('bob@example.org', "
+                             "'carol@example.org')"),
+                [{"address": "carol@example.org", "reason": "manual"}],
+                "suppression after the reactivations")
     daemon.terminate()
     check_equal(daemon.wait(timeout=30), 0, "outboxd exit code")
     mock.stop()

@@ -121,8 +121,8 @@ static void test_record_types(void)
          "\",\"ChangedAt\":\"2025-03-05T11:00:00Z\",\"Recipient\":"
          "\"weg@example.org\",\"SuppressSending\":false,"
          "\"SuppressionReason\":null}",
-         {OUTBOX_EVENT_OTHER, OUTBOX_BOUNCE_NONE, "SubscriptionChange",
-          NULL, "weg@example.org", NULL, 0, T_11}},
+         {OUTBOX_EVENT_RESUBSCRIBED, OUTBOX_BOUNCE_NONE,
+          "SubscriptionChange", NULL, "weg@example.org", NULL, 0, T_11}},
         {"unknown record type",
          "{\"RecordType\":\"Foo\",\"MessageID\":\"" PM_ID "\","
          "\"Recipient\":\"kunde@example.org\",\"ID\":\"abc\"}",
@@ -362,6 +362,8 @@ static void test_type_names(void)
     CHECK_STR(outbox_event_type_name(OUTBOX_EVENT_COMPLAINED), "complained");
     CHECK_STR(outbox_event_type_name(OUTBOX_EVENT_UNSUBSCRIBED),
               "unsubscribed");
+    CHECK_STR(outbox_event_type_name(OUTBOX_EVENT_RESUBSCRIBED),
+              "resubscribed");
     CHECK_STR(outbox_event_type_name((outbox_event_type)99), "other");
     CHECK_STR(outbox_bounce_kind_name(OUTBOX_BOUNCE_NONE), NULL);
     CHECK_STR(outbox_bounce_kind_name(OUTBOX_BOUNCE_HARD), "hard");
