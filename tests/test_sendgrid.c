@@ -16,43 +16,15 @@
 #include "capture_server.h"
 #include "check.h"
 #include "internal.h"
+#include "provider_fixtures.h"
 #include "provider_sendgrid.h"
 
 /* 2025-03-05 10:10:00 UTC */
 #define NOW 1741169400
 
-typedef struct log_capture {
-    int warnings;
-    char text[2048];
-} log_capture;
-
-/* Collects warning lines, separated by newlines. */
-static void capture_log(void *context, outbox_log_level level,
-                        const char *line)
-{
-    log_capture *capture = context;
-    size_t used = strlen(capture->text);
-
-    if (level != OUTBOX_LOG_WARN)
-        return;
-    capture->warnings++;
-    snprintf(capture->text + used, sizeof(capture->text) - used, "%s\n",
-             line);
-}
-
-static outbox_address minimal_to[] = {{NULL, "a@x.io"}};
-
 static void init_minimal(outbox_message *message)
 {
-    memset(message, 0, sizeof(*message));
-    message->id = 42;
-    message->attempt = 1;
-    message->provider = "sendgrid";
-    message->sender.email = "no-reply@ex.com";
-    message->to.items = minimal_to;
-    message->to.count = 1;
-    message->subject = "Hi";
-    message->body_text = "Hello";
+    init_minimal_message(message, "sendgrid");
 }
 
 static void test_minimal_body(void)
@@ -103,58 +75,17 @@ static void test_template_body(void)
     cJSON_free(json);
 }
 
-static outbox_address full_to[] = {
-    {"Meier, Anna", "a.meier@example.org"},
-    {"J\xc3\xbcrgen Gro\xc3\x9f", "j.gross@example.de"},
-};
-static outbox_address full_cc[] = {{NULL, "cc@example.org"}};
-static outbox_address full_bcc[] = {{"Archiv", "archive@ex.com"}};
-static outbox_address full_reply_to[] = {
-    {"Support", "help@ex.com"},
-    {NULL, "billing@ex.com"},
-};
-static outbox_field full_headers[] = {
-    {"List-Unsubscribe", "<https://ex.com/u/1>"},
-    {"X-Campaign", "q1"},
-};
 static outbox_field full_metadata[] = {
     {"belegnr", "4711"},
     {"event", "mahnung"},
     {"email", "intern@example.com"},
 };
-static unsigned char pdf_bytes[] = "%PDF-1";
-static unsigned char png_bytes[] = {0x89, 0x50, 0x4E, 0x47};
-static outbox_attachment full_attachments[] = {
-    {"rechnung.pdf", "application/pdf", NULL, pdf_bytes, 6},
-    {"logo.png", "image/png", "logo", png_bytes, 4},
-};
 
 static void init_full(outbox_message *message)
 {
-    memset(message, 0, sizeof(*message));
-    message->id = 1101;
-    message->attempt = 1;
-    message->provider = "sendgrid";
-    message->message_id = "1101.k3j2@ex.com";
-    message->sender.name = "Beispiel GmbH, Buchhaltung";
-    message->sender.email = "billing@ex.com";
-    message->to.items = full_to;
-    message->to.count = 2;
-    message->cc.items = full_cc;
-    message->cc.count = 1;
-    message->bcc.items = full_bcc;
-    message->bcc.count = 1;
-    message->reply_to.items = full_reply_to;
-    message->reply_to.count = 2;
-    message->subject = "Rechnung 4711 \xe2\x80\x93 M\xc3\xa4rz";
-    message->body_text = "Guten Tag,\n\"Anhang\" siehe unten.";
-    message->body_html = "<p>Guten Tag</p><img src=\"cid:logo\">";
-    message->headers = full_headers;
-    message->header_count = 2;
+    init_full_message(message, "sendgrid");
     message->metadata = full_metadata;
     message->metadata_count = 3;
-    message->attachments = full_attachments;
-    message->attachment_count = 2;
 }
 
 static void test_full_body(void)

@@ -20,46 +20,18 @@
 #include "check.h"
 #include "internal.h"
 #include "mime.h"
+#include "provider_fixtures.h"
 #include "provider_ses.h"
 
 /* 2025-03-05 10:10:00 UTC */
 #define NOW 1741169400
 
-typedef struct log_capture {
-    int warnings;
-    char text[2048];
-} log_capture;
-
-/* Collects warning lines, separated by newlines. */
-static void capture_log(void *context, outbox_log_level level,
-                        const char *line)
-{
-    log_capture *capture = context;
-    size_t used = strlen(capture->text);
-
-    if (level != OUTBOX_LOG_WARN)
-        return;
-    capture->warnings++;
-    snprintf(capture->text + used, sizeof(capture->text) - used, "%s\n",
-             line);
-}
-
 static const outbox_ses_body_options no_options = {NULL, 0, NOW};
-
-static outbox_address minimal_to[] = {{NULL, "a@x.io"}};
 
 static void init_minimal(outbox_message *message)
 {
-    memset(message, 0, sizeof(*message));
-    message->id = 42;
-    message->attempt = 1;
-    message->provider = "ses";
+    init_minimal_message(message, "ses");
     message->message_id = "42.abc@ex.com";
-    message->sender.email = "no-reply@ex.com";
-    message->to.items = minimal_to;
-    message->to.count = 1;
-    message->subject = "Hi";
-    message->body_text = "Hello";
 }
 
 /* Builds the body of message, expecting success; NULL on failure. */
@@ -99,17 +71,7 @@ static void test_minimal_body(void)
     cJSON_free(json);
 }
 
-static outbox_address full_to[] = {
-    {"Meier, Anna", "a.meier@example.org"},
-    {"J\xc3\xbcrgen Gro\xc3\x9f", "j.gross@example.de"},
-};
-static outbox_address full_cc[] = {{NULL, "cc@example.org"}};
-static outbox_address full_bcc[] = {{"Archiv", "archive@ex.com"}};
-static outbox_address full_reply_to[] = {
-    {"Support", "help@ex.com"},
-    {NULL, "billing@ex.com"},
-};
-static outbox_field full_headers[] = {
+static outbox_field utf8_headers[] = {
     {"List-Unsubscribe", "<https://ex.com/u/1>"},
     {"X-Kostenstelle", "K\xc3\xbc" "che 4"},
 };
@@ -118,39 +80,14 @@ static outbox_field full_metadata[] = {
     {"kunde", "M\xc3\xbcller & S\xc3\xb6hne"},
     {"bad key", "x"},
 };
-static unsigned char pdf_bytes[] = "%PDF-1";
-static unsigned char png_bytes[] = {0x89, 0x50, 0x4E, 0x47};
-static outbox_attachment full_attachments[] = {
-    {"rechnung.pdf", "application/pdf", NULL, pdf_bytes, 6},
-    {"logo.png", "image/png", "logo", png_bytes, 4},
-};
 
 static void init_full(outbox_message *message)
 {
-    memset(message, 0, sizeof(*message));
-    message->id = 1101;
-    message->attempt = 1;
-    message->provider = "ses";
-    message->message_id = "1101.k3j2@ex.com";
-    message->sender.name = "Beispiel GmbH, Buchhaltung";
-    message->sender.email = "billing@ex.com";
-    message->to.items = full_to;
-    message->to.count = 2;
-    message->cc.items = full_cc;
-    message->cc.count = 1;
-    message->bcc.items = full_bcc;
-    message->bcc.count = 1;
-    message->reply_to.items = full_reply_to;
-    message->reply_to.count = 2;
-    message->subject = "Rechnung 4711 \xe2\x80\x93 M\xc3\xa4rz";
-    message->body_text = "Guten Tag,\n\"Anhang\" siehe unten.";
-    message->body_html = "<p>Guten Tag</p><img src=\"cid:logo\">";
-    message->headers = full_headers;
+    init_full_message(message, "ses");
+    message->headers = utf8_headers;
     message->header_count = 2;
     message->metadata = full_metadata;
     message->metadata_count = 3;
-    message->attachments = full_attachments;
-    message->attachment_count = 2;
 }
 
 static void test_full_body(void)
@@ -1054,14 +991,6 @@ static void check_signature(const char *request, const char *key_id,
     authorization[received - authorization] = '\0';
     compute_signature(signature, request, signed_headers, date, secret);
     CHECK_STR(received + 12, signature);
-}
-
-static size_t discard_body(char *data, size_t size, size_t count,
-                           void *context)
-{
-    (void)data;
-    (void)context;
-    return size * count;
 }
 
 /* Sends message through a provider in region eu-central-1 whose other
