@@ -196,6 +196,7 @@ static outbox_err fail_row(outbox_store *store, outbox_error *err,
                            int64_t now)
 {
     const char *key = row->text[COL_MESSAGE_KEY];
+    char quoted_provider[OUTBOX_LOG_QUOTED_SIZE];
     char quoted_key[OUTBOX_LOG_QUOTED_SIZE];
     char quoted_error[OUTBOX_LOG_QUOTED_SIZE];
     sqlite3_stmt *stmt = NULL;
@@ -238,8 +239,11 @@ static outbox_err fail_row(outbox_store *store, outbox_error *err,
                                 "recording a failed row");
     outbox__store_finish(stmt);
     outbox_log(&store->options.logger, OUTBOX_LOG_WARN,
-               "id=%lld key=%s status=failed kind=%s error=%s",
-               (long long)row->id,
+               "id=%lld attempt=%d provider=%s key=%s status=failed "
+               "kind=%s error=%s",
+               (long long)row->id, row->attempts,
+               outbox_log_quote(quoted_provider, sizeof(quoted_provider),
+                                row->text[COL_PROVIDER]),
                key ? outbox_log_quote(quoted_key, sizeof(quoted_key), key)
                    : "-",
                why->kind,

@@ -157,6 +157,10 @@ def test_bad_rows_fail_alone():
     check(any('error="recipients: address 1 \\"kunde@@example.org\\"'
               in line for line in log_lines),
           "invalid recipient: quotes escaped in the log line")
+    check(any(re.search(r' attempt=1 provider="sparkpost" key=- '
+                        r'status=failed kind=provider_not_configured ', line)
+              for line in log_lines),
+          "unknown provider: the log line names attempt and provider")
     mock.stop()
 
 
