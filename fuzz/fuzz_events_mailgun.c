@@ -11,47 +11,11 @@
  * because the fuzzer cannot forge an HMAC.
  */
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "outbox_events.h"
+#include "fuzz_events_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check_text(const char *text, bool required)
-{
-    size_t length;
-
-    if (text == NULL) {
-        if (required)
-            abort();
-        return;
-    }
-    length = strlen(text);
-    if (length >= OUTBOX_EVENT_TEXT_MAX || !outbox__utf8_valid(text, length))
-        abort();
-}
-
-static void check_event(const outbox_event *event)
-{
-    if (event->type > OUTBOX_EVENT_UNSUBSCRIBED)
-        abort();
-    if ((event->type == OUTBOX_EVENT_BOUNCED)
-        != (event->bounce != OUTBOX_BOUNCE_NONE))
-        abort();
-    if (event->outbox_id < 0 || event->occurred_at < 0)
-        abort();
-    check_text(event->provider_event, true);
-    check_text(event->event_id, true);
-    check_text(event->provider_message_id, false);
-    check_text(event->recipient, false);
-    check_text(event->reason, false);
-    check_text(event->tags, false);
-    if (event->raw == NULL
-        || !outbox__utf8_valid(event->raw, strlen(event->raw)))
-        abort();
-}
 
 static void check_signature(const char *body, size_t size)
 {
@@ -84,14 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     outbox_err rc;
 
     rc = outbox_events_parse_mailgun(&batch, &err, (const char *)data, size);
-    if (rc == OUTBOX_EOK) {
-        if (batch.count != 1)
-            abort();
-        check_event(&batch.events[0]);
-    } else if (batch.count != 0 || batch.events != NULL || err.kind[0] == '\0'
-               || err.text[0] == '\0') {
-        abort();
-    }
+    fuzz_check_batch(&batch, rc, &err);
+    fuzz_require(rc != OUTBOX_EOK || batch.count == 1);
     outbox_event_batch_free(&batch);
     check_signature((const char *)data, size);
     return 0;

@@ -10,47 +10,11 @@
  * the problem.
  */
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "outbox_events.h"
+#include "fuzz_events_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check_text(const char *text, bool required)
-{
-    size_t length;
-
-    if (text == NULL) {
-        if (required)
-            abort();
-        return;
-    }
-    length = strlen(text);
-    if (length >= OUTBOX_EVENT_TEXT_MAX || !outbox__utf8_valid(text, length))
-        abort();
-}
-
-static void check_event(const outbox_event *event)
-{
-    if (event->type > OUTBOX_EVENT_UNSUBSCRIBED)
-        abort();
-    if ((event->type == OUTBOX_EVENT_BOUNCED)
-        != (event->bounce != OUTBOX_BOUNCE_NONE))
-        abort();
-    if (event->outbox_id < 0 || event->occurred_at < 0)
-        abort();
-    check_text(event->provider_event, true);
-    check_text(event->event_id, true);
-    check_text(event->provider_message_id, false);
-    check_text(event->recipient, false);
-    check_text(event->reason, false);
-    check_text(event->tags, false);
-    if (event->raw == NULL
-        || !outbox__utf8_valid(event->raw, strlen(event->raw)))
-        abort();
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -59,15 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     outbox_err rc;
 
     rc = outbox_events_parse_sendgrid(&batch, &err, (const char *)data, size);
-    if (rc == OUTBOX_EOK) {
-        if (batch.count > OUTBOX_EVENTS_MAX)
-            abort();
-        for (size_t i = 0; i < batch.count; i++)
-            check_event(&batch.events[i]);
-    } else if (batch.count != 0 || batch.events != NULL || err.kind[0] == '\0'
-               || err.text[0] == '\0') {
-        abort();
-    }
+    fuzz_check_batch(&batch, rc, &err);
     outbox_event_batch_free(&batch);
     return 0;
 }

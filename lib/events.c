@@ -357,6 +357,12 @@ bool outbox__events_iso_time(int64_t *out, const char *text)
                                 tm.tm_hour, tm.tm_min, tm.tm_sec))
         return false;
     *out -= offset;
+
+    /* No provider sends a time before 1970; the stores treat 0 as none. */
+    if (*out < 0) {
+        *out = 0;
+        return false;
+    }
     return true;
 }
 

@@ -92,7 +92,7 @@ bool outbox__events_unix_time(int64_t *out, const cJSON *item);
  * Reads an ISO 8601 time as providers send it: "2025-03-05T09:00:02Z",
  * with or without fractional seconds, "Z" or an offset such as "-05:00".
  * Sets *out to unix seconds (fraction dropped). Sets *out to 0 and
- * returns false for anything else.
+ * returns false for anything else, a time before 1970 included.
  */
 bool outbox__events_iso_time(int64_t *out, const char *text);
 
