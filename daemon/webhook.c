@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "webhook.h"
@@ -654,6 +655,11 @@ outbox_err webhook_fetch(char **body, size_t *size, outbox_error *err,
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(easy);
     curl_slist_free_all(connect_to);
+
+    /* This runs on a libuv pool thread, which lives until the process
+     * exits. OpenSSL keeps the TLS handshake's per-thread state (random
+     * generators, error queue) until the thread ends, so free it now. */
+    OPENSSL_thread_stop();
     if (code != CURLE_OK || status != 200) {
         /* The query of a SubscribeURL carries the confirmation token. */
         int url_length = (int)strcspn(url, "?");
