@@ -2,12 +2,13 @@
  * fuzz_postmark_classify.c - libFuzzer target for the classification of
  * Postmark's responses.
  *
- * The input is decoded as response_input.h describes. The body's ErrorCode
- * picks among several kinds for a 4xx, so the checks are the rules that hold
- * for every body: 2xx is sent, a transfer error, 429 and 5xx retry, 3xx is
- * misconfigured, and a pause or a rate limit never uses up an attempt. Every
- * string in the result must be NUL-terminated, error.kind and error.text valid
- * UTF-8, and a provider message id printable ASCII without spaces.
+ * The input is decoded as response_input.h describes. Because the body's
+ * ErrorCode picks among several kinds for a 4xx, the checks are the rules
+ * that hold for every body. A 2xx is sent; a transfer error, 429 and 5xx
+ * retry; a 3xx is misconfigured. A pause or a rate limit never uses up an
+ * attempt. Every string in the result must be NUL-terminated, error.kind
+ * and error.text valid UTF-8, and a provider message id printable ASCII
+ * without spaces.
  */
 #include <stdint.h>
 #include <string.h>
@@ -68,12 +69,7 @@ static void check_result(const outbox_result *result,
     if (result->kind == OUTBOX_RESULT_MISCONFIGURED
         && result->counts_as_failure)
         fuzz_fail("a pause uses up an attempt", status);
-    if (!fuzz_is_utf8_string(result->error.kind,
-                             sizeof(result->error.kind)))
-        fuzz_fail("error.kind is not a NUL-terminated UTF-8 string", status);
-    if (!fuzz_is_utf8_string(result->error.text,
-                             sizeof(result->error.text)))
-        fuzz_fail("error.text is not a NUL-terminated UTF-8 string", status);
+    fuzz_check_error_texts(result, status);
     if (strcmp(result->error.kind, "rate_limited") == 0
         && result->counts_as_failure)
         fuzz_fail("a rate limit uses up an attempt", status);

@@ -42,12 +42,7 @@ static void check_result(const outbox_result *result,
         fuzz_fail("result kind is not an outbox_result_kind", status);
     if (result->kind != expected_kind(response))
         fuzz_fail("result kind does not match the status table", status);
-    if (!fuzz_is_utf8_string(result->error.kind,
-                             sizeof(result->error.kind)))
-        fuzz_fail("error.kind is not a NUL-terminated UTF-8 string", status);
-    if (!fuzz_is_utf8_string(result->error.text,
-                             sizeof(result->error.text)))
-        fuzz_fail("error.text is not a NUL-terminated UTF-8 string", status);
+    fuzz_check_error_texts(result, status);
     if (memchr(result->provider_message_id, '\0',
                sizeof(result->provider_message_id))
         == NULL)

@@ -140,11 +140,21 @@ static bool build_response(fuzz_response *fuzz, const uint8_t *data,
     return true;
 }
 
-bool fuzz_is_utf8_string(const char *text, size_t size)
+/* Returns true if the array of size bytes contains a NUL-terminated
+ * string of valid UTF-8. */
+static bool is_utf8_string(const char *text, size_t size)
 {
     const char *end = memchr(text, '\0', size);
 
     return end != NULL && outbox__utf8_valid(text, (size_t)(end - text));
+}
+
+void fuzz_check_error_texts(const outbox_result *result, long status)
+{
+    if (!is_utf8_string(result->error.kind, sizeof(result->error.kind)))
+        fuzz_fail("error.kind is not a NUL-terminated UTF-8 string", status);
+    if (!is_utf8_string(result->error.text, sizeof(result->error.text)))
+        fuzz_fail("error.text is not a NUL-terminated UTF-8 string", status);
 }
 
 void fuzz_classify_input(const uint8_t *data, size_t size,

@@ -36,8 +36,8 @@ void fuzz_classify_input(const uint8_t *data, size_t size,
 /* Prints the problem and aborts, so libFuzzer saves the input. */
 _Noreturn void fuzz_fail(const char *problem, long status);
 
-/* Returns true if the array of size bytes contains a NUL-terminated
- * string of valid UTF-8. */
-bool fuzz_is_utf8_string(const char *text, size_t size);
+/* Fails unless error.kind and error.text of result are NUL-terminated
+ * valid UTF-8, because the store writes them into TEXT columns. */
+void fuzz_check_error_texts(const outbox_result *result, long status);
 
 #endif /* OUTBOX_FUZZ_RESPONSE_INPUT_H */

@@ -323,8 +323,8 @@ typedef struct outbox_sns_subscription {
 /*
  * Writes the subscription's state into sns_subscription, replacing the
  * row of the same provider and topic. confirmed_at keeps the time of the
- * last confirmation. Fails with OUTBOX_EBUSY when another writer holds the
- * database longer than the busy timeout.
+ * last confirmation. Fails with OUTBOX_EBUSY when another writer keeps the
+ * write lock longer than the busy timeout.
  */
 outbox_err outbox_store_record_sns_subscription(
     outbox_store *store, outbox_error *err,

@@ -107,7 +107,7 @@ def test_too_large_for_sendgrid():
 
 def test_long_retry_after_is_capped():
     """A Retry-After of ten days waits the configured maximum (1 h) instead,
-    and the log says so. Meanwhile another provider's rows go out: a
+    and the log names the cap. Meanwhile another provider's rows go out: a
     provider's rate limit pauses that provider only."""
     directory = workdir()
     mock = Mock(directory, script="429:retry-after=864000")

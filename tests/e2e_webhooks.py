@@ -566,9 +566,11 @@ class FakeSns:
         self.server.server_close()
 
 
-def test_ses_events_through_sns():
-    """An SES delivery event in a signed SNS notification, with the signing
-    certificate already cached; forged or foreign messages get 403."""
+def start_ses_with_sent_row():
+    """Starts outboxd with an SES provider on the mock (which answers with
+    MessageIds 0100-test-1, -2, ...) and its SNS webhook, and sends one
+    row. Returns the signer, mock, outbox, daemon, listener port and the
+    row's id."""
     directory = workdir()
     signer = SnsSigner(directory)
     mock = Mock(directory, default="@accepted", responses={
@@ -583,6 +585,13 @@ def test_ses_events_through_sns():
                            body_text="Attached.")
     wait_for(lambda: outbox.row(row_id)["status"] == "sent", 10,
              "the message to be sent")
+    return signer, mock, outbox, daemon, port, row_id
+
+
+def test_ses_events_through_sns():
+    """An SES delivery event in a signed SNS notification, with the signing
+    certificate already cached; forged or foreign messages get 403."""
+    signer, mock, outbox, daemon, port, row_id = start_ses_with_sent_row()
     ses_event = {"eventType": "Delivery",
                  "mail": {"messageId": "0100-test-1",
                           "destination": ["anna@example.org"],
@@ -626,20 +635,7 @@ def test_ses_status_only_moves_forward():
     to bounced, then complained, and a later delivery leaves it there. SNS
     may post the same message again as application/json, which gets 200
     and stores nothing new."""
-    directory = workdir()
-    signer = SnsSigner(directory)
-    mock = Mock(directory, default="@accepted", responses={
-        "accepted": "200\nContent-Type: application/json\n\n"
-                    '{"MessageId":"0100-test-{n}"}'})
-    outbox = Outbox(directory, [ses_provider(mock, signer)],
-                    webhooks={"port": 0})
-    daemon = outbox.start()
-    port = listener_port(outbox)
-    row_id = outbox.insert(sender="billing@example.com",
-                           recipients="anna@example.org", subject="Invoice",
-                           body_text="Attached.")
-    wait_for(lambda: outbox.row(row_id)["status"] == "sent", 10,
-             "the message to be sent")
+    signer, mock, outbox, daemon, port, row_id = start_ses_with_sent_row()
     message_id = outbox.row(row_id)["provider_message_id"]
 
     def notification(sns_id, event_type, details_key, details):

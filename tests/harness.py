@@ -195,16 +195,16 @@ class Outbox:
         return text
 
 
-def wait_for(predicate, timeout, what):
+def wait_for(predicate, timeout, description):
     """Polls predicate every 50 ms; returns its first true value, or
-    raises AssertionError naming what after timeout seconds."""
+    raises AssertionError with description after timeout seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {description}")
 
 
 def sendgrid(url, name="sendgrid", **extra):
